@@ -1,0 +1,38 @@
+# The README's two commands: `make demo` (the main job) and `make test`.
+# Both create or reuse .venv; torch is pinned first so pip never pulls a CUDA build.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+TORCH   := torch==2.13.0
+STAMP   := $(VENV)/.installed
+DEMO_OUT ?= runs/demo
+
+.PHONY: venv demo test lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: venv
+	$(BIN)/physrep --help
+	$(BIN)/physrep synthetic --out $(DEMO_OUT)/data/shear_flow like=shear_flow
+	$(BIN)/physrep inspect $(DEMO_OUT)/data/shear_flow --plot $(DEMO_OUT)/shear_flow_frames.png
+
+test: venv
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+bench: venv
+	$(BIN)/python benchmarks/window_throughput.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,3 @@
+from physrep.cli import main
+
+raise SystemExit(main())

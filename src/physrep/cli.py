@@ -1,0 +1,137 @@
+"""The `physrep` command line.
+
+Each command is a pair of functions: `_args_<name>` declares its arguments, `_run_<name>` does
+the work. Any `PhysrepError` (bad file, bad config, bad argument) becomes one line on stderr
+and exit code 2; `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from physrep import __version__
+from physrep.errors import PhysrepError
+
+EXIT_BAD_INPUT = 2
+
+
+def _args_inspect(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", type=Path, help="a Well-format folder (with data/ and stats.yaml)")
+    p.add_argument("--split", action="append", help="only these splits (repeatable; default all)")
+    p.add_argument(
+        "--plot", type=Path, metavar="PNG", help="save a few frames of every channel here"
+    )
+    p.add_argument(
+        "--frames", type=int, default=4, help="frames per channel in the plot (default 4)"
+    )
+    p.add_argument(
+        "--no-scan",
+        action="store_true",
+        help="skip the NaN/inf scan of every value (fast on huge data)",
+    )
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from physrep.data.validate import check_loads_in_the_well, describe, inspect_dataset
+    from physrep.data.wellformat import SPLITS
+
+    info = inspect_dataset(args.dataset, args.split or SPLITS, scan_values=not args.no_scan)
+    check_loads_in_the_well(info)
+    print(describe(info))
+    print("format      ok: physrep's checks pass and the_well loads every split")
+    if args.plot:
+        from physrep.data.plot import plot_frames
+
+        print(f"plot        {plot_frames(info.first, args.plot, n_frames=args.frames)}")
+    return 0
+
+
+def _args_stats(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", type=Path, help="a Well-format folder; stats come from data/train")
+
+
+def _run_stats(args: argparse.Namespace) -> int:
+    from physrep.data.validate import inspect_dataset
+    from physrep.data.wellformat import finalize_dataset
+
+    inspect_dataset(args.dataset, ["train"])
+    print(f"wrote {finalize_dataset(args.dataset)}")
+    return 0
+
+
+def _args_synthetic(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, required=True, help="dataset folder to write")
+    p.add_argument("--config", type=Path, help="YAML config (default: the 'default' preset)")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="config overrides, e.g. like=active_matter",
+    )
+
+
+def _run_synthetic(args: argparse.Namespace) -> int:
+    from physrep.config import load_config, preset_path
+    from physrep.data.synthetic import SyntheticConfig, write_synthetic
+    from physrep.runinfo import write_run_record
+
+    cfg = load_config(
+        SyntheticConfig, args.config or preset_path("synthetic", "default"), args.overrides
+    )
+    if (args.out / "data").exists():
+        raise PhysrepError("already holds a dataset; choose another --out or delete it", args.out)
+    write_synthetic(args.out, cfg)
+    write_run_record(args.out, cfg, seed=cfg.seed, data_dir=args.out)
+    print(f"wrote {args.out} ({cfg.like} layout, synthetic fields)")
+    return 0
+
+
+COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
+    "inspect": ("summarise and validate a Well-format dataset", _args_inspect, _run_inspect),
+    "stats": ("(re)compute stats.yaml from a dataset's train split", _args_stats, _run_stats),
+    "synthetic": (
+        "write a synthetic dataset in a real Well layout (tests, benchmarks)",
+        _args_synthetic,
+        _run_synthetic,
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="physrep",
+        description="Learn representations of spatiotemporal physical systems and measure how much physics they hold.",
+    )
+    parser.add_argument("--version", action="version", version=f"physrep {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
+    )
+    for name, (help_text, add_args, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
+        add_args(p)
+        p.set_defaults(run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except PhysrepError as exc:
+        if args.debug:
+            raise
+        print(f"physrep: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("physrep: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""(context, target, parameters) windows over Well-format files, read through the_well.
+
+A window is `context (C,T,H,W)`: T consecutive frames of one trajectory, `target (C,T,H,W)`:
+the T frames that follow, and `params (P,)`: that trajectory's governing parameters as
+normalised targets. Reading goes through `the_well.data.WellDataset` (with `path=`, so custom
+dataset names work, and normalisation passed explicitly: the_well 1.2.0 silently skips it
+otherwise). Window starts, trajectory subsets and parameter targets are physrep's own, since
+the_well's stride-1 windows and its `restrict_num_trajectories` (which always returns the first
+trajectory) do not fit.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from the_well.data import WellDataset
+from the_well.data.normalization import RMSNormalization, ZScoreNormalization
+from torch.utils.data import DataLoader, Dataset
+
+from physrep.data.targets import ParamTargets
+from physrep.data.validate import DatasetInfo, inspect_dataset, load_stats
+from physrep.errors import ConfigError, DataError
+
+
+@dataclass
+class WindowConfig:
+    frames: int = 16  # T: frames in the context (and in the target)
+    stride: int = 4  # steps between consecutive window starts
+    target: bool = True  # also read the T frames after the context
+    normalization: Literal["zscore", "rms", "none"] = "zscore"
+    crop: list[list[int] | None] | None = None  # per spatial axis [start, stop), or null
+    resize: list[int] | None = None  # output H, W (bilinear, no antialiasing)
+    noise_std: float = 0.0  # Gaussian noise added to context and target (after normalisation)
+    fraction: float = 1.0  # of the split's trajectories, drawn at random with `seed`
+    seed: int = 0
+    params: list[str] | None = None  # default: every parameter varying across train
+    transforms: dict[str, Literal["linear", "log10"]] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.frames < 1 or self.stride < 1:
+            raise ConfigError("keys 'frames' and 'stride' must be at least 1")
+        if not 0.0 < self.fraction <= 1.0:
+            raise ConfigError(f"key 'fraction' must be in (0, 1], got {self.fraction}")
+        if self.noise_std < 0:
+            raise ConfigError(f"key 'noise_std' must be >= 0, got {self.noise_std}")
+        if self.resize is not None and (len(self.resize) != 2 or min(self.resize) < 1):
+            raise ConfigError(f"key 'resize' must be two positive sizes, got {self.resize}")
+        for i, c in enumerate(self.crop or []):
+            if c is not None and (len(c) != 2 or c[0] < 0 or c[1] <= c[0]):
+                raise ConfigError(
+                    f"key 'crop[{i}]' must be [start, stop) with 0 <= start < stop, got {c}"
+                )
+
+
+class WellWindows(Dataset):
+    """Windows of one split of a Well-format dataset.
+
+    `targets` carries the train split's parameter statistics; leave it None on the train split
+    and pass `train.targets` to the valid and test splits, so all three share one scale.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        cfg: WindowConfig | None = None,
+        targets: ParamTargets | None = None,
+    ):
+        self.root = Path(root)
+        self.split = split
+        self.cfg = cfg = cfg or WindowConfig()
+        self.info: DatasetInfo = inspect_dataset(self.root, [split], scan_values=False)
+        files = self.info.splits[split]
+        self.file_paths = [f.path for f in files]
+        first = files[0]
+        self.field_names = first.channel_names
+        self.spatial_dims = first.spatial_dims
+        self.boundaries = first.boundaries
+        self._crop = self._crop_slices(first.resolution)
+
+        if targets is None:
+            train = (
+                files
+                if split == "train"
+                else inspect_dataset(self.root, ["train"], False).splits["train"]
+            )
+            per_traj = [f.params for f in train for _ in range(f.n_trajectories)]
+            targets = ParamTargets.fit(per_traj, cfg.params, cfg.transforms)
+        self.targets = targets
+        self.param_names = targets.names
+        missing = [n for n in targets.names if n not in first.params]
+        if missing:
+            raise DataError(f"parameter '{missing[0]}' is not in this split's files", first.path)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.well = _FastWellDataset(
+                path=str(self.root),
+                well_split_name=split,
+                n_steps_input=cfg.frames,
+                n_steps_output=cfg.frames if cfg.target else 0,
+                return_grid=False,
+            )
+        meta = self.well.metadata
+        if list(self.well.files_paths) != [str(p) for p in self.file_paths]:
+            raise DataError("the_well found a different set of files than physrep", self.root)
+
+        # Normalisation: the_well's own classes and stats.yaml, applied per channel as one fused
+        # affine map during the (T,H,W,C) -> (C,T,H,W) copy rather than field by field inside
+        # the reader (which costs two extra passes over every window).
+        self.norm = None
+        n_ch = len(self.field_names)
+        self._shift, self._scale = torch.zeros(n_ch), torch.ones(n_ch)
+        if cfg.normalization != "none":
+            stats = load_stats(self.root, [f.name for f in first.fields])
+            kind = ZScoreNormalization if cfg.normalization == "zscore" else RMSNormalization
+            self.norm = kind(stats, self.well.core_field_names, self.well.core_constant_field_names)
+            zero = torch.zeros(n_ch, dtype=torch.float64)
+            self._shift = self.norm.normalize_flattened(zero, "variable").float()
+            self._scale = (
+                self.norm.normalize_flattened(zero + 1, "variable") - self._shift
+            ).float()
+
+        # Trajectories: global ids over this split's files; `fraction` keeps a seeded subset.
+        traj = [(f, s) for f, n in enumerate(meta.n_trajectories_per_file) for s in range(n)]
+        keep = np.arange(len(traj))
+        if cfg.fraction < 1.0:
+            order = np.random.default_rng(cfg.seed).permutation(
+                len(traj)
+            )  # nested across fractions
+            keep = np.sort(order[: max(1, round(cfg.fraction * len(traj)))])
+        self.trajectories = [traj[i] for i in keep]
+
+        # Windows: starts every `stride` steps that leave room for context and target.
+        extent = 2 * cfg.frames
+        well_windows = self.well.n_windows_per_trajectory
+        offsets = np.cumsum(
+            [0] + [n * w for n, w in zip(meta.n_trajectories_per_file, well_windows)]
+        )
+        index, owner = [], []
+        for t_id, (f, s) in enumerate(self.trajectories):
+            steps = meta.n_steps_per_trajectory[f]
+            for start in range(0, steps - extent + 1, cfg.stride):
+                index.append(offsets[f] + s * well_windows[f] + start)
+                owner.append((t_id, start))
+        if not index:
+            raise DataError(
+                f"trajectories of {min(meta.n_steps_per_trajectory)} steps are too short for "
+                f"windows of {cfg.frames} context + {cfg.frames} target frames",
+                self.root / "data" / split,
+            )
+        self._well_index = np.asarray(index, dtype=np.int64)
+        self.window_trajectory = np.asarray([o[0] for o in owner], dtype=np.int64)
+        self.window_start = np.asarray([o[1] for o in owner], dtype=np.int64)
+        raw = np.array(
+            [[files[f].params[n] for n in self.param_names] for f, _ in self.trajectories]
+        )
+        self.trajectory_params_raw = raw
+        self._trajectory_params = torch.as_tensor(targets.encode(raw), dtype=torch.float32)
+
+    def __len__(self) -> int:
+        return len(self._well_index)
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.field_names)
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """(H, W) of the windows after crop and resize."""
+        if self.cfg.resize is not None:
+            return tuple(self.cfg.resize)
+        res = self.info.first.resolution
+        return tuple(len(range(res[i])[s]) for i, s in enumerate(self._crop))
+
+    def describe_window(self, i: int) -> str:
+        f, s = self.trajectories[self.window_trajectory[i]]
+        return f"{self.file_paths[f]} trajectory {s}, steps {self.window_start[i]}+"
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        sample = self.well[int(self._well_index[i])]
+        out = {"context": self._frames(sample["input_fields"], i)}
+        if self.cfg.target:
+            out["target"] = self._frames(sample["output_fields"], i)
+        out["params"] = self._trajectory_params[self.window_trajectory[i]]
+        out["trajectory"] = torch.tensor(self.window_trajectory[i])
+        out["start"] = torch.tensor(self.window_start[i])
+        return out
+
+    def _frames(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        """(T,H,W,C) raw from the_well -> normalised, cropped, resized, noised (C,T,H,W)."""
+        x = x[(slice(None), *self._crop)].permute(3, 0, 1, 2)
+        c = (-1, 1, 1, 1)
+        out = torch.addcmul(self._shift.view(c), x.float(), self._scale.view(c))  # one pass
+        if self.cfg.resize is not None:
+            out = (
+                F.interpolate(
+                    out.transpose(0, 1),
+                    size=tuple(self.cfg.resize),
+                    mode="bilinear",
+                    align_corners=False,
+                    antialias=False,
+                )
+                .transpose(0, 1)
+                .contiguous()
+            )
+        # A sum is ~40x cheaper than isfinite().all() and NaN/inf propagate through it.
+        if not torch.isfinite(out.sum()) and not torch.isfinite(out).all():
+            raise DataError(f"NaN/inf values in window {i} ({self.describe_window(i)})", self.root)
+        if self.cfg.noise_std > 0:
+            out.add_(torch.randn_like(out), alpha=self.cfg.noise_std)
+        return out
+
+    def _crop_slices(self, resolution: tuple[int, ...]) -> tuple[slice, ...]:
+        crop = self.cfg.crop or [None] * len(resolution)
+        if len(crop) != len(resolution):
+            raise ConfigError(
+                f"key 'crop' needs {len(resolution)} entries (one per spatial axis), got {len(crop)}"
+            )
+        slices = []
+        for n, c, d in zip(resolution, crop, self.spatial_dims):
+            if c is not None and c[1] > n:
+                raise ConfigError(f"key 'crop': [{c[0]}, {c[1]}) exceeds axis '{d}' of size {n}")
+            slices.append(slice(None) if c is None else slice(c[0], c[1]))
+        return tuple(slices)
+
+
+class _FastWellDataset(WellDataset):
+    """the_well's reader minus one wasted copy: its `_pad_axes` tiles every field even when no
+    axis needs tiling (all repeats 1), copying each window once more for nothing."""
+
+    def _pad_axes(self, field_data, use_dims, time_varying=False, tensor_order=0):
+        if all(bool(u) for u in use_dims):
+            return field_data
+        return super()._pad_axes(field_data, use_dims, time_varying, tensor_order)
+
+
+def make_loader(
+    windows: Dataset,
+    batch_size: int,
+    shuffle: bool,
+    num_workers: int = 0,
+    seed: int = 0,
+    drop_last: bool = False,
+    pin_memory: bool | None = None,
+) -> DataLoader:
+    """A DataLoader that keeps a training step fed: persistent workers, pinned memory on GPU,
+    and a seeded shuffle."""
+    pin = torch.cuda.is_available() if pin_memory is None else pin_memory
+    return DataLoader(
+        windows,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+        pin_memory=pin,
+        drop_last=drop_last,
+        generator=torch.Generator().manual_seed(seed) if shuffle else None,
+        prefetch_factor=4 if num_workers > 0 else None,
+    )
