@@ -38,7 +38,9 @@ def _run_inspect(args: argparse.Namespace) -> int:
     from physrep.data.validate import check_loads_in_the_well, describe, inspect_dataset
     from physrep.data.wellformat import SPLITS
 
-    info = inspect_dataset(args.dataset, args.split or SPLITS, scan_values=not args.no_scan)
+    info = inspect_dataset(
+        args.dataset, args.split or SPLITS, scan_values=not args.no_scan, require_stats=True
+    )
     check_loads_in_the_well(info)
     print(describe(info))
     print("format      ok: physrep's checks pass and the_well loads every split")

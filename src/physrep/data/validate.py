@@ -102,13 +102,19 @@ def inspect_file(path: str | Path, scan_values: bool = True) -> FileInfo:
         with h5:
             return _inspect_open_file(path, h5, scan_values)
     except (OSError, KeyError, ValueError, TypeError) as exc:  # a damaged dataset inside the file
-        raise DataError(f"could not be read ({type(exc).__name__}: {exc})", path) from None
+        raise DataError(
+            f"could not be read, truncated or corrupt ({type(exc).__name__}: {exc})", path
+        ) from None
 
 
 def inspect_dataset(
-    root: str | Path, splits: tuple[str, ...] | list[str] = SPLITS, scan_values: bool = True
+    root: str | Path,
+    splits: tuple[str, ...] | list[str] = SPLITS,
+    scan_values: bool = True,
+    require_stats: bool = False,
 ) -> DatasetInfo:
-    """Validate every file of the given splits, check they agree, and read `stats.yaml`."""
+    """Validate every file of the given splits, check they agree, and read `stats.yaml`
+    (an error if `require_stats` and it is missing)."""
     root = Path(root)
     info: DatasetInfo | None = None
     reference: FileInfo | None = None
@@ -124,7 +130,7 @@ def inspect_dataset(
         info.splits[split] = infos
     if info is None:
         raise DataError("no splits selected", root)
-    if (root / "stats.yaml").exists():
+    if require_stats or (root / "stats.yaml").exists():
         info.stats = load_stats(root, [f.name for f in reference.fields])
     return info
 
@@ -145,6 +151,7 @@ def load_stats(root: str | Path, field_names: list[str]) -> dict[str, Any]:
     for key in STATS_KEYS:
         if not isinstance(stats.get(key), dict):
             raise DataError(f"malformed: missing section '{key}'", path)
+    for key in STATS_KEYS:
         for name in field_names:
             if name not in stats[key]:
                 raise DataError(f"malformed: section '{key}' has no entry for field '{name}'", path)

@@ -98,6 +98,14 @@ class WellWindows(Dataset):
         if missing:
             raise DataError(f"parameter '{missing[0]}' is not in this split's files", first.path)
 
+        extent = 2 * cfg.frames
+        too_short = [f for f in files if f.n_steps < extent]
+        if too_short:
+            raise DataError(
+                f"trajectories of {too_short[0].n_steps} steps are too short for windows of "
+                f"{cfg.frames} context + {cfg.frames} target frames",
+                too_short[0].path,
+            )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.well = _FastWellDataset(
@@ -138,7 +146,6 @@ class WellWindows(Dataset):
         self.trajectories = [traj[i] for i in keep]
 
         # Windows: starts every `stride` steps that leave room for context and target.
-        extent = 2 * cfg.frames
         well_windows = self.well.n_windows_per_trajectory
         offsets = np.cumsum(
             [0] + [n * w for n, w in zip(meta.n_trajectories_per_file, well_windows)]
@@ -149,12 +156,6 @@ class WellWindows(Dataset):
             for start in range(0, steps - extent + 1, cfg.stride):
                 index.append(offsets[f] + s * well_windows[f] + start)
                 owner.append((t_id, start))
-        if not index:
-            raise DataError(
-                f"trajectories of {min(meta.n_steps_per_trajectory)} steps are too short for "
-                f"windows of {cfg.frames} context + {cfg.frames} target frames",
-                self.root / "data" / split,
-            )
         self._well_index = np.asarray(index, dtype=np.int64)
         self.window_trajectory = np.asarray([o[0] for o in owner], dtype=np.int64)
         self.window_start = np.asarray([o[1] for o in owner], dtype=np.int64)
