@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 demo: venv
 	$(BIN)/physrep --help
-	$(BIN)/physrep synthetic --out $(DEMO_OUT)/data/shear_flow like=shear_flow
+	test -d $(DEMO_OUT)/data/shear_flow/data || $(BIN)/physrep synthetic --out $(DEMO_OUT)/data/shear_flow like=shear_flow
 	$(BIN)/physrep inspect $(DEMO_OUT)/data/shear_flow --plot $(DEMO_OUT)/shear_flow_frames.png
 
 test: venv

@@ -20,7 +20,7 @@ from physrep.data.wellformat import (
     SPLITS,
     STATS_KEYS,
     Field,
-    _str_list,
+    as_str_list,
     channel_names,
 )
 from physrep.errors import DataError
@@ -178,7 +178,7 @@ def _inspect_open_file(path: Path, h5: h5py.File, scan_values: bool) -> FileInfo
     dims = h5["dimensions"]
     if "spatial_dims" not in dims.attrs:
         raise DataError("missing attribute 'spatial_dims' on /dimensions", path)
-    spatial = _str_list(dims.attrs["spatial_dims"])
+    spatial = as_str_list(dims.attrs["spatial_dims"])
     if len(spatial) != ndim:
         raise DataError(
             f"/dimensions lists {len(spatial)} spatial dims but n_spatial_dims is {ndim}", path
@@ -192,7 +192,7 @@ def _inspect_open_file(path: Path, h5: h5py.File, scan_values: bool) -> FileInfo
     resolution = tuple(int(c.shape[-1]) for c in coords.values())
 
     params = {}
-    for p in _str_list(h5.attrs["simulation_parameters"]):
+    for p in as_str_list(h5.attrs["simulation_parameters"]):
         if p not in h5.attrs:
             raise DataError(f"simulation parameter '{p}' is not a root attribute", path)
         if p not in h5["scalars"]:
@@ -209,7 +209,7 @@ def _inspect_open_file(path: Path, h5: h5py.File, scan_values: bool) -> FileInfo
         group = h5[group_name]
         if "field_names" not in group.attrs:
             raise DataError(f"missing attribute 'field_names' on /{group_name}", path)
-        for name in _str_list(group.attrs["field_names"]):
+        for name in as_str_list(group.attrs["field_names"]):
             where = f"/{group_name}/{name}"
             if name not in group:
                 raise DataError(f"field '{where}' is listed in field_names but missing", path)
@@ -272,7 +272,7 @@ def _read_boundaries(
         if "mask" not in bc:
             raise DataError(f"boundary group '{where}' has no 'mask'", path)
         mask = np.asarray(bc["mask"][()])
-        for dim in _str_list(bc.attrs["associated_dims"]):
+        for dim in as_str_list(bc.attrs["associated_dims"]):
             if dim not in spatial:
                 raise DataError(f"boundary group '{where}' names unknown dimension '{dim}'", path)
             i = spatial.index(dim)

@@ -158,7 +158,7 @@ def compute_stats(root: str | Path) -> dict[str, dict[str, float | list]]:
     for path in files:
         with h5py.File(path, "r") as h5:
             for order, group in enumerate(FIELD_GROUPS):
-                for name in _str_list(h5[group].attrs["field_names"]):
+                for name in as_str_list(h5[group].attrs["field_names"]):
                     ds = h5[group][name]
                     value, delta = moments.setdefault(name, (_Moments(order), _Moments(order)))
                     time_varying = bool(ds.attrs["time_varying"])
@@ -190,11 +190,12 @@ def finalize_dataset(root: str | Path) -> Path:
             "dataset_name": name,
             "n_spatial_dims": int(h5.attrs["n_spatial_dims"]),
             "spatial_resolution": [
-                len(h5["dimensions"][d]) for d in _str_list(h5["dimensions"].attrs["spatial_dims"])
+                len(h5["dimensions"][d])
+                for d in as_str_list(h5["dimensions"].attrs["spatial_dims"])
             ],
-            "simulation_parameters": _str_list(h5.attrs["simulation_parameters"]),
+            "simulation_parameters": as_str_list(h5.attrs["simulation_parameters"]),
             "field_names": {
-                i: _str_list(h5[g].attrs["field_names"]) for i, g in enumerate(FIELD_GROUPS)
+                i: as_str_list(h5[g].attrs["field_names"]) for i, g in enumerate(FIELD_GROUPS)
             },
             "n_files": {s: len(list((root / "data" / s).glob("*.hdf5"))) for s in SPLITS},
             "n_steps_per_simulation": int(h5["dimensions"]["time"].shape[-1]),
@@ -239,7 +240,7 @@ def _plain(a: np.ndarray) -> float | list:
     return float(a) if np.ndim(a) == 0 else np.asarray(a, dtype=float).tolist()
 
 
-def _str_list(value) -> list[str]:
+def as_str_list(value) -> list[str]:
     """h5py gives lists of strings back as numpy arrays of str or bytes; make them plain."""
     if isinstance(value, (str, bytes)):
         value = [value]
