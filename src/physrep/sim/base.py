@@ -1,0 +1,59 @@
+"""What every simulator provides, and the config that drives `physrep simulate`.
+
+A simulator module (`shear_flow`, `rayleigh_benard`, `active_matter`) exposes
+
+    layout(cfg: SimConfig) -> WellLayout
+        the stored grid, output times, boundaries and fields;
+    simulate(cfg: SimConfig, params: dict[str, float], seeds: list[int]) -> dict[str, np.ndarray]
+        one trajectory per seed (initial conditions drawn from the seed), every field as a
+        float32 array (len(seeds), cfg.steps, *cfg.resolution, *tensor_axes) at the stored
+        resolution; raises SimulationError (naming the parameters and the time) on blow-up.
+
+The runner (`physrep.sim.runner`) turns a parameter grid into one Well file per combination.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from physrep.errors import ConfigError, PhysrepError
+
+System = Literal["shear_flow", "rayleigh_benard", "active_matter"]
+
+
+class SimulationError(PhysrepError):
+    """A trajectory that blew up (NaN, CFL collapse): names its parameters and time."""
+
+
+@dataclass
+class SimConfig:
+    system: System = "shear_flow"
+    resolution: list[int] = field(default_factory=lambda: [32, 64])  # stored grid (x, y)
+    oversample: int = 1  # simulate on resolution * oversample, store block averages
+    steps: int = 50  # output frames, t = 0, dt_out, ..., (steps - 1) * dt_out
+    dt_out: float = 0.1
+    params: dict[str, list[float]] = field(default_factory=dict)  # one file per combination
+    ics_per_file: int = 2  # trajectories per file, split 0.8/0.1/0.1 by trajectory
+    holdout: dict[str, list[float]] = field(default_factory=dict)  # files with these values -> test_ood
+    seed: int = 0
+    device: str = "cpu"  # torch solvers: "cpu" or "cuda"
+    batch: int = 0  # torch solvers: trajectories integrated together (0: all of a file)
+    options: dict[str, Any] = field(default_factory=dict)  # solver knobs (cfl, max_dt, IC family)
+    dataset_name: str | None = None  # default: the system's name
+
+    def validate(self) -> None:
+        if len(self.resolution) != 2 or min(self.resolution) < 4:
+            raise ConfigError(f"key 'resolution' must be two sizes >= 4, got {self.resolution}")
+        if self.oversample < 1 or self.steps < 2 or self.dt_out <= 0 or self.ics_per_file < 1:
+            raise ConfigError("keys 'oversample' >= 1, 'steps' >= 2, 'dt_out' > 0, 'ics_per_file' >= 1 required")
+        for name, values in self.holdout.items():
+            if name not in self.params:
+                raise ConfigError(f"key 'holdout.{name}' is not a parameter of the grid ({', '.join(self.params)})")
+            missing = [v for v in values if v not in self.params[name]]
+            if missing:
+                raise ConfigError(f"key 'holdout.{name}': {missing[0]} is not in params.{name}")
+
+    @property
+    def sim_resolution(self) -> list[int]:
+        return [n * self.oversample for n in self.resolution]
