@@ -4,7 +4,13 @@ PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 TORCH   := torch==2.13.0
-STAMP   := $(VENV)/.installed
+# Dedalus (rayleigh_benard) compiles against FFTW and OpenMPI; it is built whenever their
+# Debian packages are present (see README), and its tests skip otherwise.
+MPI_PATH ?= /usr/lib/x86_64-linux-gnu/openmpi
+HAVE_DEDALUS_LIBS := $(shell test -e /usr/include/fftw3-mpi.h && test -e $(MPI_PATH)/include/mpi.h && echo yes)
+comma   := ,
+EXTRAS  := $(if $(HAVE_DEDALUS_LIBS),dev$(comma)dedalus,dev)
+STAMP   := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 DEMO_OUT ?= runs/demo
 
 .PHONY: venv demo test lint bench clean
@@ -15,7 +21,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	@echo "installing physrep[$(EXTRAS)]$(if $(HAVE_DEDALUS_LIBS),, (Dedalus skipped: FFTW/OpenMPI dev packages not found))"
+	MPI_PATH=$(MPI_PATH) $(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 demo: venv

@@ -8,7 +8,9 @@ and exit code 2; `--debug` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,10 +38,9 @@ def _args_inspect(p: argparse.ArgumentParser) -> None:
 
 def _run_inspect(args: argparse.Namespace) -> int:
     from physrep.data.validate import check_loads_in_the_well, describe, inspect_dataset
-    from physrep.data.wellformat import SPLITS
 
     info = inspect_dataset(
-        args.dataset, args.split or SPLITS, scan_values=not args.no_scan, require_stats=True
+        args.dataset, args.split, scan_values=not args.no_scan, require_stats=True
     )
     check_loads_in_the_well(info)
     print(describe(info))
@@ -91,8 +92,53 @@ def _run_synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
+def _args_simulate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("system", help="shear_flow, rayleigh_benard or active_matter")
+    p.add_argument(
+        "--preset",
+        default="tiny",
+        help="tiny (CI), small (the CPU benchmark) or well (The Well's sizes, GPU)",
+    )
+    p.add_argument("--config", type=Path, help="a SimConfig YAML instead of a preset")
+    p.add_argument("--out", type=Path, required=True, help="dataset folder (resumed if it exists)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="parallel runs (default: one per core)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. ics_per_file=5"
+    )
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    from physrep.config import load_config, preset_path
+    from physrep.sim.base import SimConfig
+    from physrep.sim.runner import SYSTEMS, simulate_dataset
+
+    if args.system not in SYSTEMS:
+        raise PhysrepError(f"unknown dataset '{args.system}' (known: {', '.join(SYSTEMS)})")
+    path = args.config or preset_path("sim", f"{args.system}_{args.preset}")
+    cfg = load_config(SimConfig, path, args.overrides)
+    if cfg.system != args.system:
+        raise PhysrepError(f"config is for system '{cfg.system}', not '{args.system}'", path)
+    start = time.perf_counter()
+    root = simulate_dataset(cfg, args.out, workers=args.workers, progress=not args.no_progress)
+    print(
+        f"wrote {root} in {time.perf_counter() - start:.1f} s (`physrep inspect {root}` to check it)"
+    )
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "inspect": ("summarise and validate a Well-format dataset", _args_inspect, _run_inspect),
+    "simulate": (
+        "simulate a dataset of shear_flow, rayleigh_benard or active_matter",
+        _args_simulate,
+        _run_simulate,
+    ),
     "stats": ("(re)compute stats.yaml from a dataset's train split", _args_stats, _run_stats),
     "synthetic": (
         "write a synthetic dataset in a real Well layout (tests, benchmarks)",
@@ -122,7 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # `key=value` overrides may follow options (`--out D like=x`), which argparse's positional
+    # matching does not allow after a subcommand; collect them here instead.
+    args, extra = parser.parse_known_args(argv)
+    stray = [
+        e for e in extra if e.startswith("-") or "=" not in e or not hasattr(args, "overrides")
+    ]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     try:
         return args.run(args)
     except PhysrepError as exc:

@@ -17,6 +17,7 @@ import yaml
 from physrep.data.wellformat import (
     BC_CODES,
     FIELD_GROUPS,
+    OOD_SPLIT,
     SPLITS,
     STATS_KEYS,
     Field,
@@ -70,8 +71,10 @@ class DatasetInfo:
 
 def split_files(root: str | Path, split: str) -> list[Path]:
     """The sorted HDF5 files of one split, or a clear error why there are none."""
-    if split not in SPLITS:
-        raise DataError(f"unknown split '{split}' (expected one of {', '.join(SPLITS)})", root)
+    if split not in (*SPLITS, OOD_SPLIT):
+        raise DataError(
+            f"unknown split '{split}' (expected one of {', '.join((*SPLITS, OOD_SPLIT))})", root
+        )
     root = Path(root)
     if not root.is_dir():
         raise DataError("no such dataset folder", root)
@@ -107,15 +110,21 @@ def inspect_file(path: str | Path, scan_values: bool = True) -> FileInfo:
         ) from None
 
 
+def present_splits(root: str | Path) -> list[str]:
+    """train, valid, test, plus the held-out-parameter split when the folder has one."""
+    return [*SPLITS, *([OOD_SPLIT] if (Path(root) / "data" / OOD_SPLIT).is_dir() else [])]
+
+
 def inspect_dataset(
     root: str | Path,
-    splits: tuple[str, ...] | list[str] = SPLITS,
+    splits: tuple[str, ...] | list[str] | None = None,
     scan_values: bool = True,
     require_stats: bool = False,
 ) -> DatasetInfo:
     """Validate every file of the given splits, check they agree, and read `stats.yaml`
-    (an error if `require_stats` and it is missing)."""
+    (an error if `require_stats` and it is missing). Default: every split present."""
     root = Path(root)
+    splits = present_splits(root) if splits is None else splits
     info: DatasetInfo | None = None
     reference: FileInfo | None = None
     for split in splits:

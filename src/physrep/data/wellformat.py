@@ -19,6 +19,8 @@ from physrep.atomic import atomic_path, write_text_atomic
 from physrep.errors import DataError
 
 SPLITS = ("train", "valid", "test")
+# Optional extra split: whole parameter values held out of train/valid (`holdout` in physrep simulate).
+OOD_SPLIT = "test_ood"
 FIELD_GROUPS = ("t0_fields", "t1_fields", "t2_fields")
 BC_CODES = {"WALL": 0, "OPEN": 1, "PERIODIC": 2}
 STATS_KEYS = ("mean", "std", "rms", "mean_delta", "std_delta", "rms_delta")
@@ -197,7 +199,11 @@ def finalize_dataset(root: str | Path) -> Path:
             "field_names": {
                 i: as_str_list(h5[g].attrs["field_names"]) for i, g in enumerate(FIELD_GROUPS)
             },
-            "n_files": {s: len(list((root / "data" / s).glob("*.hdf5"))) for s in SPLITS},
+            "n_files": {
+                s: len(list((root / "data" / s).glob("*.hdf5")))
+                for s in (*SPLITS, OOD_SPLIT)
+                if (root / "data" / s).is_dir()
+            },
             "n_steps_per_simulation": int(h5["dimensions"]["time"].shape[-1]),
         }
     write_text_atomic(root / f"{name}.yaml", yaml.safe_dump(meta, sort_keys=False))

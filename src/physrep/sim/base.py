@@ -35,7 +35,9 @@ class SimConfig:
     dt_out: float = 0.1
     params: dict[str, list[float]] = field(default_factory=dict)  # one file per combination
     ics_per_file: int = 2  # trajectories per file, split 0.8/0.1/0.1 by trajectory
-    holdout: dict[str, list[float]] = field(default_factory=dict)  # files with these values -> test_ood
+    holdout: dict[str, list[float]] = field(
+        default_factory=dict
+    )  # files with these values -> test_ood
     seed: int = 0
     device: str = "cpu"  # torch solvers: "cpu" or "cuda"
     batch: int = 0  # torch solvers: trajectories integrated together (0: all of a file)
@@ -46,10 +48,14 @@ class SimConfig:
         if len(self.resolution) != 2 or min(self.resolution) < 4:
             raise ConfigError(f"key 'resolution' must be two sizes >= 4, got {self.resolution}")
         if self.oversample < 1 or self.steps < 2 or self.dt_out <= 0 or self.ics_per_file < 1:
-            raise ConfigError("keys 'oversample' >= 1, 'steps' >= 2, 'dt_out' > 0, 'ics_per_file' >= 1 required")
+            raise ConfigError(
+                "keys 'oversample' >= 1, 'steps' >= 2, 'dt_out' > 0, 'ics_per_file' >= 1 required"
+            )
         for name, values in self.holdout.items():
             if name not in self.params:
-                raise ConfigError(f"key 'holdout.{name}' is not a parameter of the grid ({', '.join(self.params)})")
+                raise ConfigError(
+                    f"key 'holdout.{name}' is not a parameter of the grid ({', '.join(self.params)})"
+                )
             missing = [v for v in values if v not in self.params[name]]
             if missing:
                 raise ConfigError(f"key 'holdout.{name}': {missing[0]} is not in params.{name}")
