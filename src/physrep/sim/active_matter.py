@@ -30,6 +30,7 @@ from physrep.data.synthetic import layout_like
 from physrep.data.wellformat import WellLayout
 from physrep.errors import ConfigError
 from physrep.sim.base import SimConfig, SimulationError
+from physrep.sim.grid import box_coarsen
 
 BOX = 10.0  # The Well's box; `L` must equal it because the layout's coordinates assume it
 TABLE_SIZE = 4097  # nodes of the I₂/I₀ table in s (see `_ratio_table`)
@@ -314,14 +315,6 @@ def layout(cfg: SimConfig) -> WellLayout:
     return lay
 
 
-def _coarsen(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """Block averages over factor × factor cells of the two grid axes (axes 1, 2)."""
-    if factor == 1:
-        return x
-    b, n, m = x.shape[:3]
-    return x.reshape(b, n // factor, factor, m // factor, factor, *x.shape[3:]).mean(dim=(2, 4))
-
-
 def simulate(cfg: SimConfig, params: dict[str, float], seeds: list[int]) -> dict[str, np.ndarray]:
     """One trajectory per seed at parameters `alpha`, `zeta` (`L` must be 10, The Well's box).
 
@@ -391,5 +384,5 @@ def _record(cfg: SimConfig, solver: ActiveNematicSolver, where: str) -> dict[str
                 " (under-resolved: raise oversample or lower dt)"
             )
         for k, v in fields.items():
-            frames.setdefault(k, []).append(_coarsen(v, cfg.oversample).to("cpu", torch.float32))
+            frames.setdefault(k, []).append(box_coarsen(v, cfg.oversample).to("cpu", torch.float32))
     return {k: torch.stack(v, dim=1).numpy() for k, v in frames.items()}

@@ -27,6 +27,7 @@ import torch
 from physrep.data.synthetic import layout_like
 from physrep.data.wellformat import WellLayout
 from physrep.sim.base import SimConfig, SimulationError
+from physrep.sim.grid import box_coarsen
 
 LX, LY = 1.0, 2.0
 Y0 = -1.0
@@ -234,21 +235,6 @@ def run(solver: ShearFlowSolver, flow: Flow, times: np.ndarray, coarsen: int = 1
         for name, value in solver.fields(flow).items():
             frames[name].append(box_coarsen(value, coarsen).cpu().numpy())
     return {name: np.stack(f, axis=1) for name, f in frames.items()}
-
-
-def box_coarsen(f: torch.Tensor, k: int) -> torch.Tensor:
-    """Average over a box of k fine cells centred on every k-th node of axes 1, 2 (periodic).
-
-    Centred, not a plain block mean, so stored values sit at the stored coordinates i·dx; for
-    even k the two end cells of the box get half weight (its width is exactly one coarse cell).
-    """
-    if k == 1:
-        return f
-    offsets = range(-(k // 2), k // 2 + 1)
-    weights = [0.5 / k if k % 2 == 0 and abs(o) == k // 2 else 1.0 / k for o in offsets]
-    for axis in (1, 2):
-        f = sum(w * torch.roll(f, -o, dims=axis) for o, w in zip(offsets, weights))
-    return f[:, ::k, ::k]
 
 
 # -- initial conditions and The Well's interface ---------------------------------------------
