@@ -3,8 +3,8 @@
     python benchmarks/sim_presets.py [--preset small] [--systems shear_flow,active_matter] [--json out.json]
 
 Runs each system's preset into a temporary folder with one worker per core and reports the
-wall time, files, trajectories and stored size; the `small` presets are meant to take at most
-20 minutes each on 2 cores.
+wall time, the CPU time of all workers (less sensitive to other load on the machine), the files
+and the stored size; the `small` presets are meant to take at most 20 minutes each on 2 cores.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -44,11 +45,14 @@ def main() -> None:
                 str(args.workers),
                 "--no-progress",
             ]
+            cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             proc = subprocess.run(
                 cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
             )
             wall = time.perf_counter() - start
+            cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
             if proc.returncode != 0:
                 print(f"{system}: failed: {proc.stderr.strip().splitlines()[-1:]}")
                 rows.append(
@@ -62,12 +66,14 @@ def main() -> None:
                 "preset": args.preset,
                 "workers": args.workers,
                 "wall_s": round(wall, 1),
+                "cpu_s": round(cpu, 1),
                 "files": len(files),
                 "stored_MB": round(size / 1e6, 1),
             }
             rows.append(row)
             print(
-                f"{system:<16} {args.preset:<6} {wall:8.1f} s  {len(files):4d} files  {size / 1e6:8.1f} MB",
+                f"{system:<16} {args.preset:<6} wall {wall:7.1f} s  cpu {cpu:7.1f} s  "
+                f"{len(files):4d} files  {size / 1e6:8.1f} MB",
                 flush=True,
             )
     if args.json:

@@ -61,6 +61,7 @@ def test_bool_is_not_an_int_and_ints_widen_to_float():
     with pytest.raises(ConfigError, match="key 'inner.width' must be of type int, got True"):
         from_dict(Outer, {"inner": {"width": True}})
     assert from_dict(Inner, {"scale": 3}).scale == 3.0
+    assert load_config(Inner, None, ["scale=3e-3"]).scale == 3e-3  # YAML 1.1 reads this as str
 
 
 def test_bad_yaml_file_is_one_clear_error(tmp_path):

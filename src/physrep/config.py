@@ -156,11 +156,20 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         ktp, vtp = args if args else (Any, Any)
         return {_coerce(ktp, k, key): _coerce(vtp, v, f"{key}.{k}") for k, v in value.items()}
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads `3e-3` (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise _type_error(key, tp, value) from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _type_error(key, tp, value)
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
+            raise _type_error(key, tp, value)
+        return value
+    if tp in (dict, list):  # unparameterised: any mapping / list, checked by its consumer
+        if not isinstance(value, tp):
             raise _type_error(key, tp, value)
         return value
     if tp in (str, bool):
