@@ -13,8 +13,6 @@ import importlib
 import itertools
 import multiprocessing
 import os
-import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,19 +86,29 @@ def is_complete(task: Task, root: Path) -> bool:
     return True
 
 
-def run_task(cfg_dict: dict, root: str, task: Task) -> float:
-    """Worker: simulate one parameter combination and write its split files. Returns seconds."""
-    start = time.perf_counter()
+def run_task(cfg_dict: dict, root: str, task: Task) -> str | None:
+    """Worker: simulate one parameter combination and write its split files.
+
+    Returns None on success, or the SimulationError's message for a blown-up run (so one
+    failure does not stop the other tasks); any other exception is a bug and propagates.
+    """
     cfg = from_dict(SimConfig, cfg_dict)
     module = simulator(cfg.system)
     layout = module.layout(cfg)
-    data = module.simulate(cfg, task.params, list(task.seeds))
+    try:
+        data = module.simulate(cfg, task.params, list(task.seeds))
+    except SimulationError as exc:
+        return str(exc)
     begin = 0
     for path, n in task.outputs(Path(root)).items():
         part = {k: v[begin : begin + n] for k, v in data.items()}
         write_well_file(path, layout, task.params, part)
         begin += n
-    return time.perf_counter() - start
+    return None
+
+
+def _run_task_args(args: tuple) -> tuple[Task, str | None]:
+    return args[2], run_task(*args)
 
 
 def simulate_dataset(
@@ -124,29 +132,23 @@ def simulate_dataset(
         f"{len(tasks) - len(todo)} of {len(tasks)} files already complete; simulating {len(todo)}"
     )
     failures: list[str] = []
-
-    def finished(task: Task, run) -> None:
-        try:
-            run()
-        except SimulationError as exc:
-            failures.append(str(exc))
-            bar.write(f"failed: {exc}")
-        bar.update(len(task.seeds))
-
-    if workers <= 1:  # in-process: no start-up cost, plain tracebacks under --debug
-        for task in todo:
-            finished(task, lambda t=task: run_task(to_dict(cfg), str(root), t))
-    elif todo:
-        ctx = multiprocessing.get_context("spawn")  # never fork a parent holding torch threads
-        with ProcessPoolExecutor(
-            min(workers, len(todo)), mp_context=ctx, initializer=_one_thread
-        ) as pool:
-            futures = {pool.submit(run_task, to_dict(cfg), str(root), t): t for t in todo}
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    finished(futures[future], future.result)
+    jobs = [(to_dict(cfg), str(root), t) for t in todo]
+    pool = None
+    if workers > 1 and len(todo) > 1:
+        # spawn: never fork a parent holding torch threads; terminating the pool on the way out
+        # stops every run at once on Ctrl-C or an error, instead of leaving orphans computing
+        pool = multiprocessing.get_context("spawn").Pool(min(workers, len(todo)), _one_thread)
+    results = pool.imap_unordered(_run_task_args, jobs) if pool else map(_run_task_args, jobs)
+    try:
+        for task, failure in results:
+            if failure:
+                failures.append(failure)
+                bar.write(f"failed: {failure}")
+            bar.update(len(task.seeds))
+    finally:
+        if pool:
+            pool.terminate()
+            pool.join()
     bar.close()
     if failures:
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
