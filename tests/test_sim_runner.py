@@ -1,6 +1,7 @@
 """`physrep simulate`: grids to files, splits, held-out values, resume, failures."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -145,3 +146,57 @@ def test_tiny_preset_files_pass_inspect(cli, tmp_path, system):
     code, stdout, err = cli("inspect", out)
     assert code == 0, err
     assert "format      ok" in stdout
+
+
+def test_a_killed_worker_fails_cleanly_instead_of_hanging(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "killed"
+    slow = [
+        "resolution=[32,64]",
+        "steps=400",
+        "ics_per_file=3",
+        "params={Reynolds: [1000.0, 2000.0, 3000.0], Schmidt: [1.0]}",
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "physrep",
+        "simulate",
+        "shear_flow",
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--no-progress",
+        *slow,
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    workers: list[int] = []
+    deadline = time.time() + 60
+    while len(workers) < 2 and time.time() < deadline:
+        time.sleep(0.5)
+        children = subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        workers = [
+            int(c) for c in children if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()
+        ]
+    time.sleep(3)  # let them start simulating
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert "a simulation worker process died" in err
+    for w in workers:  # nothing left running
+        stat = Path(f"/proc/{w}/stat")
+        assert not stat.exists() or stat.read_text().split()[2] == "Z"

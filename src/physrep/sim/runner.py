@@ -13,6 +13,8 @@ import importlib
 import itertools
 import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,22 +135,18 @@ def simulate_dataset(
     )
     failures: list[str] = []
     jobs = [(to_dict(cfg), str(root), t) for t in todo]
-    pool = None
-    if workers > 1 and len(todo) > 1:
-        # spawn: never fork a parent holding torch threads; terminating the pool on the way out
-        # stops every run at once on Ctrl-C or an error, instead of leaving orphans computing
-        pool = multiprocessing.get_context("spawn").Pool(min(workers, len(todo)), _one_thread)
-    results = pool.imap_unordered(_run_task_args, jobs) if pool else map(_run_task_args, jobs)
-    try:
-        for task, failure in results:
-            if failure:
-                failures.append(failure)
-                bar.write(f"failed: {failure}")
-            bar.update(len(task.seeds))
-    finally:
-        if pool:
-            pool.terminate()
-            pool.join()
+
+    def record(task: Task, failure: str | None) -> None:
+        if failure:
+            failures.append(failure)
+            bar.write(f"failed: {failure}")
+        bar.update(len(task.seeds))
+
+    if workers <= 1 or len(todo) <= 1:  # in-process: no start-up cost, plain tracebacks
+        for job in jobs:
+            record(*_run_task_args(job))
+    else:
+        _run_in_workers(jobs, min(workers, len(todo)), record)
     bar.close()
     if failures:
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
@@ -156,6 +154,33 @@ def simulate_dataset(
     finalize_dataset(root)
     write_run_record(root, cfg, seed=cfg.seed, data_dir=root, extra={"files": len(tasks)})
     return root
+
+
+def _run_in_workers(jobs: list[tuple], workers: int, record) -> None:
+    """Run jobs in spawned worker processes (never fork a parent holding torch threads).
+
+    A worker that dies (killed, out of memory, a crash in native code) fails the run with a
+    clear message instead of hanging; on any error or Ctrl-C the remaining workers are
+    terminated at once rather than left computing as orphans.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_one_thread)
+    try:
+        futures = [pool.submit(_run_task_args, job) for job in jobs]
+        for future in as_completed(futures):
+            try:
+                record(*future.result())
+            except BrokenProcessPool:
+                raise PhysrepError(
+                    "a simulation worker process died (killed or crashed); rerun the same "
+                    "command to resume, finished files are kept"
+                ) from None
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for child in multiprocessing.active_children():
+            child.terminate()
+        raise
+    pool.shutdown()
 
 
 def _check_same_config(root: Path, cfg: SimConfig) -> None:
