@@ -132,8 +132,53 @@ def _run_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _args_pretrain(p: argparse.ArgumentParser) -> None:
+    p.add_argument("method", help="jepa or videomae")
+    p.add_argument("--data", type=Path, required=True, help="a Well-format dataset folder")
+    p.add_argument(
+        "--preset", default="tiny", help="tiny, demo, small or paper (configs/pretrain/)"
+    )
+    p.add_argument("--config", type=Path, help="a PretrainConfig YAML instead of a preset")
+    p.add_argument(
+        "--windows",
+        help="take the data section from configs/windows/NAME.yaml, e.g. shear_flow_paper",
+    )
+    p.add_argument("--out", type=Path, help="run folder (default: runs/<dataset>/<method>)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
+    p.add_argument(
+        "--devices", type=int, help="processes per node (DDP when > 1); same as train.devices=N"
+    )
+    p.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="e.g. train.max_epochs=5 jepa.ema=0.996"
+    )
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
+    from physrep.config import apply_overrides, from_dict, preset_path, read_yaml
+    from physrep.methods import METHODS
+    from physrep.train import PretrainConfig, pretrain
+
+    if args.method not in METHODS:
+        raise PhysrepError(f"unknown method '{args.method}' (known: {', '.join(METHODS)})")
+    data = read_yaml(args.config or preset_path("pretrain", args.preset))
+    if args.windows:
+        data["data"] = read_yaml(preset_path("windows", args.windows))
+    cfg = from_dict(
+        PretrainConfig, apply_overrides(data, [f"method={args.method}", *args.overrides])
+    )
+    out = args.out or Path("runs") / args.data.name / args.method
+    pretrain(cfg, args.data, out, resume=args.resume)
+    print(f"wrote {out} (encoder: {out / 'encoder.pt'})")
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "inspect": ("summarise and validate a Well-format dataset", _args_inspect, _run_inspect),
+    "pretrain": (
+        "pretrain an encoder (JEPA or VideoMAE) on a dataset",
+        _args_pretrain,
+        _run_pretrain,
+    ),
     "simulate": (
         "simulate a dataset of shear_flow, rayleigh_benard or active_matter",
         _args_simulate,

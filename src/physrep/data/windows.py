@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from the_well.data import WellDataset
 from the_well.data.normalization import RMSNormalization, ZScoreNormalization
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from physrep.data.targets import ParamTargets
 from physrep.data.validate import DatasetInfo, inspect_dataset, load_stats
@@ -280,6 +280,25 @@ class _FastWellDataset(WellDataset):
         return {}, {}
 
 
+class EpochShuffle(Sampler[int]):
+    """A shuffle that is a function of (seed, epoch) alone, so a run resumed at an epoch
+    boundary sees exactly the order an uninterrupted run would (a RandomSampler's generator
+    state would restart instead). Lightning calls `set_epoch` each epoch."""
+
+    def __init__(self, n: int, seed: int = 0):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
 def make_loader(
     windows: Dataset,
     batch_size: int,
@@ -290,16 +309,15 @@ def make_loader(
     pin_memory: bool | None = None,
 ) -> DataLoader:
     """A DataLoader that keeps a training step fed: persistent workers, pinned memory on GPU,
-    and a seeded shuffle."""
+    and a shuffle seeded by (seed, epoch)."""
     pin = torch.cuda.is_available() if pin_memory is None else pin_memory
     return DataLoader(
         windows,
         batch_size=batch_size,
-        shuffle=shuffle,
+        sampler=EpochShuffle(len(windows), seed) if shuffle else None,
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
         pin_memory=pin,
         drop_last=drop_last,
-        generator=torch.Generator().manual_seed(seed) if shuffle else None,
         prefetch_factor=4 if num_workers > 0 else None,
     )

@@ -1,0 +1,104 @@
+"""What every pretraining method shares: the optimiser, its schedule, and collapse monitors.
+
+AdamW with weight decay on weights only (not on norms, biases, layer scales or learned
+embeddings), and a cosine schedule per optimiser step whose warmup really starts low: the
+released code computed a warmup it never applied (reference_code.md §7.2).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3  # peak learning rate, reached at the end of warmup
+    min_lr: float = 1e-6  # cosine floor
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int = 10  # optimiser steps of linear warmup from warmup_start * lr
+    warmup_start: float = 0.01
+    clip_grad: float = 1.0  # max gradient norm; 0 disables clipping
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Decay matrices and kernels; leave 1-D parameters (norms, biases, layer scales) alone."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def lr_factor(step: int, total_steps: int, cfg: OptimConfig) -> float:
+    """Multiplier of cfg.lr at optimiser step `step`: linear warmup, then cosine to min_lr."""
+    if step < cfg.warmup_steps:
+        return cfg.warmup_start + (1.0 - cfg.warmup_start) * step / cfg.warmup_steps
+    span = max(total_steps - cfg.warmup_steps, 1)
+    progress = min((step - cfg.warmup_steps) / span, 1.0)
+    floor = cfg.min_lr / cfg.lr
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig, total_steps: int) -> dict:
+    """AdamW + per-step schedule, in the form Lightning's `configure_optimizers` returns."""
+    fused = {"fused": True} if torch.cuda.is_available() else {"foreach": True}
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas), **fused
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, total_steps, cfg)
+    )
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+@torch.no_grad()
+def collapse_metrics(pooled: torch.Tensor) -> dict[str, float]:
+    """Window-level health of an embedding: `pooled` is (windows, D) mean-pooled tokens.
+
+    `pooled_std` is the std across windows averaged over dimensions (a prototype kept token
+    std ~1 while this fell to 6e-4: every window encoded the same); `effective_rank` is
+    exp(entropy) of the normalised singular values (1 = collapsed onto a line, D = isotropic).
+    """
+    pooled = pooled.double()
+    std = pooled.std(dim=0).mean().item() if len(pooled) > 1 else float("nan")
+    centred = pooled - pooled.mean(dim=0)
+    s = torch.linalg.svdvals(centred)
+    p = s / s.sum().clamp(min=1e-12)
+    rank = torch.exp(-(p * torch.log(p.clamp(min=1e-12))).sum()).item()
+    return {"pooled_std": std, "effective_rank": rank}
+
+
+def log_terms(module: pl.LightningModule, stage: str, terms: dict, batch_size: int) -> None:
+    for name, value in terms.items():
+        if value.ndim == 0:
+            module.log(
+                f"{stage}/{name}",
+                value.detach(),
+                prog_bar=name == "loss",
+                on_step=stage == "train",
+                on_epoch=True,
+                batch_size=batch_size,
+                sync_dist=stage == "val",
+            )
+
+
+def log_collapse(module: pl.LightningModule, pooled: list[torch.Tensor]) -> None:
+    """Window-level collapse metrics over the whole validation split (all ranks)."""
+    if not pooled:
+        return
+    local = torch.cat(pooled)
+    everything = module.all_gather(local)
+    if everything.ndim == 3:  # (world, n, D) under DDP
+        everything = everything.flatten(0, 1)
+    for name, value in collapse_metrics(everything.float()).items():
+        module.log(f"val/{name}", value)  # identical on every rank: computed from all of them

@@ -1,0 +1,111 @@
+"""VideoMAE: reconstruct the pixels of masked space-time tubes from the visible ones.
+
+Tube masking (the same spatial patches hidden in every time slot, 90 % by default), an
+asymmetric encoder/decoder (the encoder only ever sees the visible tubes), and MSE on
+per-patch normalised pixels of the masked tubes. Only the context clip is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import pytorch_lightning as pl
+import torch
+
+from physrep.losses import masked_patch_mse
+from physrep.methods.common import OptimConfig, build_optimizer, log_collapse, log_terms
+from physrep.models import VIT_PRESETS, VideoMAEDecoder, VideoViT, patchify, random_tube_keep
+
+
+@dataclass
+class VideoMAEConfig:
+    encoder: str = "tiny"  # preset of physrep.models.VIT_PRESETS
+    encoder_args: dict = field(default_factory=dict)
+    mask_ratio: float = 0.9
+    decoder_dim: int = 0  # 0: half the encoder width
+    decoder_depth: int = 2
+    decoder_heads: int = 2
+    normalize_pixels: bool = True
+
+
+class VideoMAE(pl.LightningModule):
+    def __init__(
+        self,
+        in_channels: int,
+        frames: int,
+        image_size: tuple[int, int],
+        videomae: dict | None = None,
+        optim: dict | None = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg = VideoMAEConfig(**(videomae or {}))
+        self.optim_cfg = OptimConfig(**(optim or {}))
+        self.encoder_kwargs = {
+            **VIT_PRESETS[self.cfg.encoder],
+            **self.cfg.encoder_args,
+            "in_channels": in_channels,
+            "frames": frames,
+            "image_size": tuple(image_size),
+        }
+        self.encoder = VideoViT(**self.encoder_kwargs)
+        width = self.cfg.decoder_dim or self.encoder.embed_dim // 2
+        self.decoder = VideoMAEDecoder(
+            self.encoder.num_patches,
+            self.encoder.patch_dim,
+            enc_dim=self.encoder.embed_dim,
+            dim=width,
+            depth=self.cfg.decoder_depth,
+            heads=self.cfg.decoder_heads,
+        )
+        self.seed = seed
+        self._val_pooled: list[torch.Tensor] = []
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, H, W) -> (B, N, D): all tubes visible, as a frozen encoder is probed."""
+        return self.encoder.encode(x)
+
+    def loss(
+        self, batch: dict, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        x = batch["context"]
+        keep = random_tube_keep(len(x), self.encoder.grid, self.cfg.mask_ratio, generator)
+        keep = keep.to(x.device)
+        pred = self.decoder(self.encoder.encode(x, keep), keep)
+        target = patchify(x, self.encoder.tubelet, self.encoder.patch)
+        mask = torch.ones(target.shape[:2], dtype=torch.bool, device=x.device)
+        mask.scatter_(1, keep, False)
+        return masked_patch_mse(
+            pred, target, mask, normalize=self.cfg.normalize_pixels, channels=x.shape[1]
+        )
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        terms = self.loss(batch)
+        log_terms(self, "train", terms, len(batch["context"]))
+        return terms["loss"]
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        # the same masks every validation pass, so val/loss is comparable across epochs
+        generator = torch.Generator().manual_seed(self.seed + batch_idx)
+        log_terms(self, "val", self.loss(batch, generator), len(batch["context"]))
+        self._val_pooled.append(self.encode(batch["context"]).mean(dim=1).detach())
+
+    def on_validation_epoch_end(self) -> None:
+        log_collapse(self, self._val_pooled)
+        self._val_pooled = []
+
+    def configure_optimizers(self):
+        trainable = torch.nn.ModuleDict({"encoder": self.encoder, "decoder": self.decoder})
+        return build_optimizer(
+            trainable, self.optim_cfg, int(self.trainer.estimated_stepping_batches)
+        )
+
+    def export(self) -> dict:
+        return {
+            "builder": "vit",
+            "kwargs": self.encoder_kwargs,
+            "state_dict": self.encoder.state_dict(),
+            "method": "videomae",
+            "method_config": asdict(self.cfg),
+        }

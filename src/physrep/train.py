@@ -1,0 +1,295 @@
+"""Pretraining: the one place with a training loop, and it is Lightning's.
+
+`pretrain(cfg, data_dir, out)` builds the windows, the method's LightningModule and a
+Lightning Trainer (CPU or GPUs; DDP through Lightning's strategy, so `torchrun --nproc-per-node
+N` and SLURM work unchanged), trains with checkpoints (`last.ckpt` with optimiser, scheduler and
+RNG state; the best by validation loss), CSV and TensorBoard logs, and exports the encoder as
+`encoder.pt`, loadable with `physrep.load_encoder` without Lightning or physrep's methods.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from physrep.data.windows import WellWindows, WindowConfig, make_loader
+from physrep.errors import PhysrepError
+from physrep.methods.common import OptimConfig
+from physrep.methods.jepa import JEPAConfig
+from physrep.methods.videomae import VideoMAEConfig
+
+Method = Literal["jepa", "videomae"]
+
+
+class TrainingDiverged(PhysrepError):
+    """The loss became NaN/inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 8  # windows per device per step
+    global_batch: int = 8  # windows per optimiser step: gradients accumulate to reach it
+    max_epochs: int = 10
+    max_steps: int = -1  # optimiser steps; -1: max_epochs decides
+    accelerator: str = "auto"  # auto | cpu | gpu
+    devices: int = 1  # per node; under torchrun or SLURM, the launcher's count
+    num_nodes: int = 1
+    strategy: str = "auto"  # auto: DDP when more than one process
+    precision: str = "auto"  # auto: bf16-mixed on GPU, 32-true on CPU
+    num_workers: int = 0  # DataLoader workers per process
+    loggers: list[str] = field(default_factory=lambda: ["csv", "tensorboard"])  # + "wandb"
+    log_every: int = 10
+    val_every: int = 1  # epochs
+    deterministic: bool = True
+
+
+@dataclass
+class PretrainConfig:
+    method: Method = "jepa"
+    seed: int = 0
+    data: WindowConfig = field(default_factory=WindowConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    jepa: JEPAConfig = field(default_factory=JEPAConfig)
+    videomae: VideoMAEConfig = field(default_factory=VideoMAEConfig)
+
+
+def world_size(cfg: TrainConfig) -> int:
+    """Processes taking part: the launcher's WORLD_SIZE under torchrun/SLURM, else devices × nodes."""
+    if "WORLD_SIZE" in os.environ:
+        return int(os.environ["WORLD_SIZE"])
+    if "SLURM_NTASKS" in os.environ:
+        return int(os.environ["SLURM_NTASKS"])
+    return cfg.devices * cfg.num_nodes
+
+
+def build_windows(cfg: PretrainConfig, data_dir: str | Path) -> tuple[WellWindows, WellWindows]:
+    """Train windows (with the configured noise and fraction) and clean, full valid windows
+    sharing the train split's parameter statistics."""
+    train = WellWindows(data_dir, "train", cfg.data)
+    valid_cfg = dataclasses.replace(cfg.data, noise_std=0.0, fraction=1.0)
+    valid = WellWindows(data_dir, "valid", valid_cfg, targets=train.targets)
+    return train, valid
+
+
+def build_module(cfg: PretrainConfig, windows: WellWindows):
+    from physrep.methods import JEPA, VideoMAE
+
+    common = {
+        "in_channels": windows.n_channels,
+        "frames": cfg.data.frames,
+        "optim": dataclasses.asdict(cfg.optim),
+        "seed": cfg.seed,
+    }
+    if cfg.method == "jepa":
+        crop = cfg.data.crop or [None, None]
+        # a cropped axis is no longer periodic, whatever the file says
+        periodic = tuple(bc == (2, 2) and c is None for bc, c in zip(windows.boundaries, crop))
+        return JEPA(periodic=periodic, jepa=dataclasses.asdict(cfg.jepa), **common)
+    return VideoMAE(
+        image_size=windows.frame_shape, videomae=dataclasses.asdict(cfg.videomae), **common
+    )
+
+
+def build_trainer(cfg: PretrainConfig, out: Path, callbacks: list | None = None):
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    t = cfg.train
+    gpu = t.accelerator == "gpu" or (t.accelerator == "auto" and torch.cuda.is_available())
+    precision = t.precision if t.precision != "auto" else ("bf16-mixed" if gpu else "32-true")
+    per_step = t.batch_size * world_size(t)
+    if t.global_batch % per_step:
+        raise PhysrepError(
+            f"train.global_batch={t.global_batch} is not a multiple of batch_size × processes = {per_step}"
+        )
+    loggers = _loggers(t.loggers, out)
+    checkpoints = ModelCheckpoint(
+        dirpath=out / "checkpoints",
+        filename="best",
+        monitor="val/loss",
+        mode="min",
+        save_last=True,
+        save_top_k=1,
+        auto_insert_metric_name=False,
+    )
+    return pl.Trainer(
+        accelerator="gpu" if gpu else "cpu",
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=precision,
+        max_epochs=t.max_epochs,
+        max_steps=t.max_steps,
+        accumulate_grad_batches=t.global_batch // per_step,
+        gradient_clip_val=cfg.optim.clip_grad or None,
+        logger=loggers,
+        log_every_n_steps=t.log_every,
+        check_val_every_n_epoch=t.val_every,
+        deterministic=t.deterministic,
+        callbacks=[checkpoints, DivergenceGuard(), Throughput(), RNGState(), *(callbacks or [])],
+        default_root_dir=out,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+
+
+def pretrain(
+    cfg: PretrainConfig,
+    data_dir: str | Path,
+    out: str | Path,
+    resume: bool = False,
+    callbacks: list | None = None,
+) -> Path:
+    """Train `cfg.method` on `data_dir`; write checkpoints, logs, run records and encoder.pt."""
+    from physrep.runinfo import write_run_record
+
+    out = Path(out)
+    last = out / "checkpoints" / "last.ckpt"
+    if resume and not last.is_file():
+        raise PhysrepError("--resume: no checkpoints/last.ckpt to resume from", out)
+    if not resume and last.exists():
+        raise PhysrepError("already holds a training run; pass --resume or use another --out", out)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    train, valid = build_windows(cfg, data_dir)
+    module = build_module(cfg, train)
+    trainer = build_trainer(cfg, out, callbacks)
+    if trainer.is_global_zero:
+        write_run_record(
+            out, cfg, seed=cfg.seed, data_dir=data_dir, extra={"targets": train.targets.to_dict()}
+        )
+    t = cfg.train
+    loaders = {
+        "train_dataloaders": make_loader(
+            train, t.batch_size, shuffle=True, num_workers=t.num_workers, seed=cfg.seed
+        ),
+        "val_dataloaders": make_loader(
+            valid, t.batch_size, shuffle=False, num_workers=t.num_workers
+        ),
+    }
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")
+        trainer.fit(module, **loaders, ckpt_path=str(last) if resume else None)
+    if trainer.is_global_zero:
+        export_encoder(
+            module,
+            out / "encoder.pt",
+            data=dataclasses.asdict(cfg.data),
+            targets=train.targets.to_dict(),
+        )
+    return out
+
+
+def export_encoder(module, path: str | Path, **extra: Any) -> Path:
+    """Save what `load_encoder` needs: builder name, constructor arguments, weights, context."""
+    from physrep.atomic import atomic_path
+
+    payload = {"format": "physrep-encoder/1", **module.export(), **extra}
+    payload["state_dict"] = {k: v.detach().cpu() for k, v in payload["state_dict"].items()}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def load_encoder(path: str | Path, map_location: str | torch.device = "cpu") -> torch.nn.Module:
+    """An exported encoder, in eval mode, as a plain nn.Module with `encode(x) -> (B, N, D)`."""
+    from physrep.models import ConvNeXt3D, VideoViT
+
+    path = Path(path)
+    if not path.is_file():
+        raise PhysrepError("no such encoder file", path)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # pickle errors, truncation, a file of another kind
+        raise PhysrepError(
+            f"not a physrep encoder file ({type(exc).__name__}: {exc})", path
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != "physrep-encoder/1":
+        raise PhysrepError("not a physrep encoder file (no 'physrep-encoder/1' format tag)", path)
+    builders = {"convnext3d": ConvNeXt3D, "vit": VideoViT}
+    kwargs = dict(payload["kwargs"])
+    for key in ("periodic", "image_size", "widths", "depths"):
+        if isinstance(kwargs.get(key), list):
+            kwargs[key] = tuple(kwargs[key])
+    encoder = builders[payload["builder"]](**kwargs)
+    encoder.load_state_dict(payload["state_dict"])
+    encoder.physrep = {k: v for k, v in payload.items() if k not in ("state_dict",)}
+    return encoder.eval()
+
+
+def _loggers(names: list[str], out: Path) -> list:
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
+
+    made = []
+    for name in names:
+        if name == "csv":
+            made.append(CSVLogger(out, name="logs", version="csv"))
+        elif name == "tensorboard":
+            made.append(TensorBoardLogger(out, name="logs", version="tensorboard"))
+        elif name == "wandb":
+            made.append(WandbLogger(save_dir=out, project="physrep"))
+        else:
+            raise PhysrepError(f"unknown logger '{name}' (csv, tensorboard, wandb)")
+    return made
+
+
+class DivergenceGuard(pl.Callback):
+    """Stop on a NaN/inf loss, on every rank at once, naming the step; last.ckpt stays the
+    last good state because no checkpoint is written after the failure."""
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        bad = loss is not None and not bool(torch.isfinite(loss.detach()).all())
+        if trainer.strategy.reduce_boolean_decision(bad, all=False):
+            last = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+            keep = f"; last good checkpoint: {last}" if last.exists() else ""
+            raise TrainingDiverged(
+                f"loss became {loss.item() if loss is not None else 'nan'} at step "
+                f"{trainer.global_step} (epoch {trainer.current_epoch}){keep}"
+            )
+
+
+class Throughput(pl.Callback):
+    """Windows per second over the last training batches, shown in the progress bar."""
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        seconds = time.perf_counter() - self._start
+        n = len(batch["context"]) * trainer.world_size
+        module.log(
+            "windows_per_s", n / max(seconds, 1e-9), prog_bar=True, on_step=True, on_epoch=False
+        )
+
+
+class RNGState(pl.Callback):
+    """Carry the torch, numpy and Python RNG states in every checkpoint and restore them on
+    resume, so random noise and masks continue exactly as in an uninterrupted run."""
+
+    def state_dict(self) -> dict:
+        # only tensors and plain Python values, so `torch.load(weights_only=True)` accepts them
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        version, internal, gauss_next = random.getstate()
+        return {
+            "torch": torch.get_rng_state(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+            "python": [version, list(internal), gauss_next],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        torch.set_rng_state(state["torch"])
+        kind, keys, pos, has_gauss, gauss = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+        version, internal, gauss_next = state["python"]
+        random.setstate((version, tuple(internal), gauss_next))
