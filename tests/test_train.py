@@ -244,3 +244,20 @@ def test_ema_target_follows_the_encoder(data, tmp_path):
     for t, s, s0 in zip(module.target_encoder.parameters(), module.encoder.parameters(), start):
         torch.testing.assert_close(t, 0.75 * s0 + 0.25 * s)  # one EMA update, no gradient
         assert not t.requires_grad
+
+
+def test_torchrun_launches_data_parallel_pretraining(data, tmp_path):
+    """`torchrun --nproc-per-node 2 -m physrep pretrain ...`: Lightning takes the launcher's
+    layout (no train.devices needed), both ranks train, rank 0 writes the outputs."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    out = tmp_path / "ddp"
+    cmd = [str(torchrun), "--nproc-per-node", "2", "--master-port", "29544", "-m", "physrep",
+           "pretrain", "jepa", "--data", str(data), "--out", str(out), "train.max_steps=2",
+           "train.batch_size=2", "train.global_batch=4"]  # fmt: skip
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "MEMBER: 2/2" in proc.stderr + proc.stdout
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2
+    assert (out / "encoder.pt").exists()

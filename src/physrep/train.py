@@ -64,13 +64,20 @@ class PretrainConfig:
     videomae: VideoMAEConfig = field(default_factory=VideoMAEConfig)
 
 
+def launcher_layout(cfg: TrainConfig) -> tuple[int, int]:
+    """(devices per node, nodes): the launcher's under torchrun or SLURM, else the config's."""
+    env = os.environ
+    if "LOCAL_WORLD_SIZE" in env and "WORLD_SIZE" in env:  # torchrun
+        local = int(env["LOCAL_WORLD_SIZE"])
+        return local, int(env["WORLD_SIZE"]) // local
+    if "SLURM_NTASKS_PER_NODE" in env and "SLURM_NNODES" in env:
+        return int(env["SLURM_NTASKS_PER_NODE"].split("(")[0]), int(env["SLURM_NNODES"])
+    return cfg.devices, cfg.num_nodes
+
+
 def world_size(cfg: TrainConfig) -> int:
-    """Processes taking part: the launcher's WORLD_SIZE under torchrun/SLURM, else devices × nodes."""
-    if "WORLD_SIZE" in os.environ:
-        return int(os.environ["WORLD_SIZE"])
-    if "SLURM_NTASKS" in os.environ:
-        return int(os.environ["SLURM_NTASKS"])
-    return cfg.devices * cfg.num_nodes
+    devices, nodes = launcher_layout(cfg)
+    return devices * nodes
 
 
 def build_windows(cfg: PretrainConfig, data_dir: str | Path) -> tuple[WellWindows, WellWindows]:
@@ -122,10 +129,11 @@ def build_trainer(cfg: PretrainConfig, out: Path, callbacks: list | None = None)
         save_top_k=1,
         auto_insert_metric_name=False,
     )
+    devices, nodes = launcher_layout(t)
     return pl.Trainer(
         accelerator="gpu" if gpu else "cpu",
-        devices=t.devices,
-        num_nodes=t.num_nodes,
+        devices=devices,
+        num_nodes=nodes,
         strategy=t.strategy,
         precision=precision,
         max_epochs=t.max_epochs,
