@@ -52,6 +52,12 @@ def test_loss_falls_and_encoder_exports(data, tmp_path, method):
     encoder = load_encoder(out / "encoder.pt")
     tokens = encoder.encode(torch.randn(2, 4, 4, 16, 16))
     assert tokens.ndim == 3 and tokens.shape[0] == 2
+    # loading needs neither Lightning nor physrep's training code
+    check = "import sys, physrep; physrep.load_encoder(sys.argv[1]); print('pytorch_lightning' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", check, str(out / "encoder.pt")], capture_output=True, text=True
+    )
+    assert done.stdout.strip() == "False", done.stderr
     assert (out / "checkpoints" / "last.ckpt").exists() and (out / "config.yaml").exists()
     assert "train/loss_step" in (out / "logs" / "csv" / "metrics.csv").read_text()
 
@@ -214,6 +220,7 @@ def test_pretrain_presets_validate(preset):
     "options",
     [
         ["jepa.loss=sigreg"],
+        ["train.precision=bf16-mixed"],
         ["jepa.stats=position"],
         ["jepa.stats=window", "jepa.loss=sigreg"],
         ["jepa.padding=zeros", "jepa.chunks=2"],
@@ -261,3 +268,16 @@ def test_torchrun_launches_data_parallel_pretraining(data, tmp_path):
     assert "MEMBER: 2/2" in proc.stderr + proc.stdout
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2
     assert (out / "encoder.pt").exists()
+
+
+def test_gradients_accumulate_to_the_global_batch(data, tmp_path):
+    """batch 2, global batch 8: one optimiser step per 4 batches."""
+    record = Losses()
+    cfg = tiny(
+        "jepa", "train.max_epochs=1", "train.batch_size=2", "train.global_batch=8", "data.stride=8"
+    )
+    out = pretrain(cfg, data, tmp_path / "acc", callbacks=[record])
+    steps = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+    assert len(record.values) == 4 * steps and steps > 0
+    with pytest.raises(PhysrepError, match="not a multiple of batch_size"):
+        pretrain(tiny("jepa", "train.batch_size=3", "train.global_batch=8"), data, tmp_path / "bad")

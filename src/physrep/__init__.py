@@ -8,6 +8,6 @@ __all__ = ["PhysrepError", "__version__", "load_encoder"]
 
 def load_encoder(path, map_location="cpu"):
     """An exported encoder (`encoder.pt`) as a plain nn.Module with `encode(x) -> (B, N, D)`."""
-    from physrep.train import load_encoder as _load
+    from physrep.models.export import load_encoder as _load
 
     return _load(path, map_location)

@@ -16,7 +16,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -27,6 +27,7 @@ from physrep.errors import PhysrepError
 from physrep.methods.common import OptimConfig
 from physrep.methods.jepa import JEPAConfig
 from physrep.methods.videomae import VideoMAEConfig
+from physrep.models.export import export_encoder
 
 Method = Literal["jepa", "videomae"]
 
@@ -196,43 +197,6 @@ def pretrain(
             targets=train.targets.to_dict(),
         )
     return out
-
-
-def export_encoder(module, path: str | Path, **extra: Any) -> Path:
-    """Save what `load_encoder` needs: builder name, constructor arguments, weights, context."""
-    from physrep.atomic import atomic_path
-
-    payload = {"format": "physrep-encoder/1", **module.export(), **extra}
-    payload["state_dict"] = {k: v.detach().cpu() for k, v in payload["state_dict"].items()}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return Path(path)
-
-
-def load_encoder(path: str | Path, map_location: str | torch.device = "cpu") -> torch.nn.Module:
-    """An exported encoder, in eval mode, as a plain nn.Module with `encode(x) -> (B, N, D)`."""
-    from physrep.models import ConvNeXt3D, VideoViT
-
-    path = Path(path)
-    if not path.is_file():
-        raise PhysrepError("no such encoder file", path)
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # pickle errors, truncation, a file of another kind
-        raise PhysrepError(
-            f"not a physrep encoder file ({type(exc).__name__}: {exc})", path
-        ) from None
-    if not isinstance(payload, dict) or payload.get("format") != "physrep-encoder/1":
-        raise PhysrepError("not a physrep encoder file (no 'physrep-encoder/1' format tag)", path)
-    builders = {"convnext3d": ConvNeXt3D, "vit": VideoViT}
-    kwargs = dict(payload["kwargs"])
-    for key in ("periodic", "image_size", "widths", "depths"):
-        if isinstance(kwargs.get(key), list):
-            kwargs[key] = tuple(kwargs[key])
-    encoder = builders[payload["builder"]](**kwargs)
-    encoder.load_state_dict(payload["state_dict"])
-    encoder.physrep = {k: v for k, v in payload.items() if k not in ("state_dict",)}
-    return encoder.eval()
 
 
 def _loggers(names: list[str], out: Path) -> list:

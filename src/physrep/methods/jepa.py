@@ -136,7 +136,10 @@ class JEPA(pl.LightningModule):
     def configure_optimizers(self):
         trainable = torch.nn.ModuleDict({"encoder": self.encoder, "predictor": self.predictor})
         return build_optimizer(
-            trainable, self.optim_cfg, int(self.trainer.estimated_stepping_batches)
+            trainable,
+            self.optim_cfg,
+            int(self.trainer.estimated_stepping_batches),
+            self.trainer.precision,
         )
 
     def export(self) -> dict:

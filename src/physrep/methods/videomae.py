@@ -98,7 +98,10 @@ class VideoMAE(pl.LightningModule):
     def configure_optimizers(self):
         trainable = torch.nn.ModuleDict({"encoder": self.encoder, "decoder": self.decoder})
         return build_optimizer(
-            trainable, self.optim_cfg, int(self.trainer.estimated_stepping_batches)
+            trainable,
+            self.optim_cfg,
+            int(self.trainer.estimated_stepping_batches),
+            self.trainer.precision,
         )
 
     def export(self) -> dict:
