@@ -8,7 +8,7 @@ released code computed a warmup it never applied (reference_code.md §7.2).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import pytorch_lightning as pl
 import torch
@@ -109,3 +109,44 @@ def log_collapse(module: pl.LightningModule, pooled: list[torch.Tensor]) -> None
         everything = everything.flatten(0, 1)
     for name, value in collapse_metrics(everything.float()).items():
         module.log(f"val/{name}", value)  # identical on every rank: computed from all of them
+
+
+class PretrainModule(pl.LightningModule):
+    """What every pretraining method shares: one AdamW over its trainable parts, window-level
+    collapse monitors after each validation, and the export of `self.encoder`.
+
+    A method sets `builder` ("convnext3d" or "vit"), `method_name`, `self.encoder`,
+    `self.encoder_kwargs`, `self.cfg` and `self.optim_cfg`, and implements `trainable()`.
+    """
+
+    builder: str
+    method_name: str
+
+    def __init__(self):
+        super().__init__()
+        self._val_pooled: list[torch.Tensor] = []
+
+    def trainable(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def configure_optimizers(self):
+        return build_optimizer(
+            nn.ModuleDict(self.trainable()),
+            self.optim_cfg,
+            int(self.trainer.estimated_stepping_batches),
+            self.trainer.precision,
+        )
+
+    def on_validation_epoch_end(self) -> None:
+        log_collapse(self, self._val_pooled)
+        self._val_pooled = []
+
+    def export(self) -> dict:
+        """What `physrep.load_encoder` needs: the encoder's class, arguments and weights."""
+        return {
+            "builder": self.builder,
+            "kwargs": self.encoder_kwargs,
+            "state_dict": self.encoder.state_dict(),
+            "method": self.method_name,
+            "method_config": asdict(self.cfg),
+        }

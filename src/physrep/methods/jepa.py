@@ -11,16 +11,15 @@ across DDP ranks, so N GPUs compute the loss of the global batch, not N local on
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Literal
 
-import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 from torch.distributed.nn.functional import all_gather
 
 from physrep.losses import jepa_regularised_loss
-from physrep.methods.common import OptimConfig, build_optimizer, log_collapse, log_terms
+from physrep.methods.common import OptimConfig, PretrainModule, log_terms
 from physrep.models import ENCODER_PRESETS, ConvNeXt3D, ConvPredictor
 
 
@@ -42,7 +41,9 @@ class JEPAConfig:
     gather: bool = True  # all-gather statistics across DDP ranks
 
 
-class JEPA(pl.LightningModule):
+class JEPA(PretrainModule):
+    builder, method_name = "convnext3d", "jepa"
+
     def __init__(
         self,
         in_channels: int,
@@ -74,7 +75,6 @@ class JEPA(pl.LightningModule):
         if self.cfg.ema > 0:
             self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.seed = seed
-        self._val_pooled: list[torch.Tensor] = []
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, T, H, W) -> (B, N, D) tokens: the representation probed downstream."""
@@ -123,34 +123,14 @@ class JEPA(pl.LightningModule):
         log_terms(self, "val", terms, len(batch["context"]))
         self._val_pooled.append(terms["context_tokens"].mean(dim=1).detach())
 
-    def on_validation_epoch_end(self) -> None:
-        log_collapse(self, self._val_pooled)
-        self._val_pooled = []
-
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         if self.target_encoder is not None:
             with torch.no_grad():
                 for t, s in zip(self.target_encoder.parameters(), self.encoder.parameters()):
                     t.lerp_(s, 1.0 - self.cfg.ema)
 
-    def configure_optimizers(self):
-        trainable = torch.nn.ModuleDict({"encoder": self.encoder, "predictor": self.predictor})
-        return build_optimizer(
-            trainable,
-            self.optim_cfg,
-            int(self.trainer.estimated_stepping_batches),
-            self.trainer.precision,
-        )
-
-    def export(self) -> dict:
-        """What `physrep.load_encoder` needs: the encoder's class, arguments and weights."""
-        return {
-            "builder": "convnext3d",
-            "kwargs": self.encoder_kwargs,
-            "state_dict": self.encoder.state_dict(),
-            "method": "jepa",
-            "method_config": asdict(self.cfg),
-        }
+    def trainable(self) -> dict[str, torch.nn.Module]:
+        return {"encoder": self.encoder, "predictor": self.predictor}
 
 
 def _tokens(feature_map: torch.Tensor) -> torch.Tensor:

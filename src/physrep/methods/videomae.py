@@ -7,13 +7,12 @@ per-patch normalised pixels of the masked tubes. Only the context clip is used.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-import pytorch_lightning as pl
 import torch
 
 from physrep.losses import masked_patch_mse
-from physrep.methods.common import OptimConfig, build_optimizer, log_collapse, log_terms
+from physrep.methods.common import OptimConfig, PretrainModule, log_terms
 from physrep.models import VIT_PRESETS, VideoMAEDecoder, VideoViT, patchify, random_tube_keep
 
 
@@ -28,7 +27,9 @@ class VideoMAEConfig:
     normalize_pixels: bool = True
 
 
-class VideoMAE(pl.LightningModule):
+class VideoMAE(PretrainModule):
+    builder, method_name = "vit", "videomae"
+
     def __init__(
         self,
         in_channels: int,
@@ -60,7 +61,6 @@ class VideoMAE(pl.LightningModule):
             heads=self.cfg.decoder_heads,
         )
         self.seed = seed
-        self._val_pooled: list[torch.Tensor] = []
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, T, H, W) -> (B, N, D): all tubes visible, as a frozen encoder is probed."""
@@ -91,24 +91,5 @@ class VideoMAE(pl.LightningModule):
         log_terms(self, "val", self.loss(batch, generator), len(batch["context"]))
         self._val_pooled.append(self.encode(batch["context"]).mean(dim=1).detach())
 
-    def on_validation_epoch_end(self) -> None:
-        log_collapse(self, self._val_pooled)
-        self._val_pooled = []
-
-    def configure_optimizers(self):
-        trainable = torch.nn.ModuleDict({"encoder": self.encoder, "decoder": self.decoder})
-        return build_optimizer(
-            trainable,
-            self.optim_cfg,
-            int(self.trainer.estimated_stepping_batches),
-            self.trainer.precision,
-        )
-
-    def export(self) -> dict:
-        return {
-            "builder": "vit",
-            "kwargs": self.encoder_kwargs,
-            "state_dict": self.encoder.state_dict(),
-            "method": "videomae",
-            "method_config": asdict(self.cfg),
-        }
+    def trainable(self) -> dict[str, torch.nn.Module]:
+        return {"encoder": self.encoder, "decoder": self.decoder}
