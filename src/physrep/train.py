@@ -29,7 +29,7 @@ from physrep.methods.jepa import JEPAConfig
 from physrep.methods.videomae import VideoMAEConfig
 from physrep.models.export import export_encoder
 
-Method = Literal["jepa", "videomae"]
+Method = Literal["jepa", "videomae", "supervised"]
 
 
 class TrainingDiverged(PhysrepError):
@@ -91,7 +91,11 @@ def build_windows(cfg: PretrainConfig, data_dir: str | Path) -> tuple[WellWindow
 
 
 def build_module(cfg: PretrainConfig, windows: WellWindows):
-    from physrep.methods import JEPA, VideoMAE
+    """The method's LightningModule, sized to the windows (channels, frames, frame shape).
+
+    The supervised control uses JEPA's encoder section, so it is the same architecture.
+    """
+    from physrep.methods import JEPA, Supervised, VideoMAE
 
     common = {
         "in_channels": windows.n_channels,
@@ -99,17 +103,24 @@ def build_module(cfg: PretrainConfig, windows: WellWindows):
         "optim": dataclasses.asdict(cfg.optim),
         "seed": cfg.seed,
     }
+    crop = cfg.data.crop or [None, None]
+    # a cropped axis is no longer periodic, whatever the file says
+    periodic = tuple(bc == (2, 2) and c is None for bc, c in zip(windows.boundaries, crop))
     if cfg.method == "jepa":
-        crop = cfg.data.crop or [None, None]
-        # a cropped axis is no longer periodic, whatever the file says
-        periodic = tuple(bc == (2, 2) and c is None for bc, c in zip(windows.boundaries, crop))
         return JEPA(periodic=periodic, jepa=dataclasses.asdict(cfg.jepa), **common)
+    if cfg.method == "supervised":
+        encoder = {k: getattr(cfg.jepa, k) for k in ("encoder", "encoder_args", "padding")}
+        return Supervised(
+            n_params=len(windows.param_names), periodic=periodic, supervised=encoder, **common
+        )
     return VideoMAE(
         image_size=windows.frame_shape, videomae=dataclasses.asdict(cfg.videomae), **common
     )
 
 
-def build_trainer(cfg: PretrainConfig, out: Path, callbacks: list | None = None):
+def build_trainer(
+    cfg: PretrainConfig, out: Path, callbacks: list | None = None, progress: bool = True
+):
     from pytorch_lightning.callbacks import ModelCheckpoint
 
     t = cfg.train
@@ -148,6 +159,7 @@ def build_trainer(cfg: PretrainConfig, out: Path, callbacks: list | None = None)
         callbacks=[checkpoints, DivergenceGuard(), Throughput(), RNGState(), *(callbacks or [])],
         default_root_dir=out,
         enable_model_summary=False,
+        enable_progress_bar=progress,
         num_sanity_val_steps=0,
     )
 
@@ -158,6 +170,7 @@ def pretrain(
     out: str | Path,
     resume: bool = False,
     callbacks: list | None = None,
+    progress: bool = True,
 ) -> Path:
     """Train `cfg.method` on `data_dir`; write checkpoints, logs, run records and encoder.pt."""
     from physrep.runinfo import write_run_record
@@ -171,7 +184,7 @@ def pretrain(
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     train, valid = build_windows(cfg, data_dir)
     module = build_module(cfg, train)
-    trainer = build_trainer(cfg, out, callbacks)
+    trainer = build_trainer(cfg, out, callbacks, progress)
     if trainer.is_global_zero:
         write_run_record(
             out, cfg, seed=cfg.seed, data_dir=data_dir, extra={"targets": train.targets.to_dict()}
@@ -197,6 +210,21 @@ def pretrain(
             targets=train.targets.to_dict(),
         )
     return out
+
+
+def export_initial(cfg: PretrainConfig, data_dir: str | Path, out: str | Path) -> Path:
+    """Export `cfg.method`'s encoder at its seeded initialisation, untrained: the
+    random-encoder control, with the same record and file format as a trained run."""
+    from physrep.runinfo import write_run_record
+
+    out = Path(out)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    train, _ = build_windows(cfg, data_dir)
+    module = build_module(cfg, train)
+    targets = train.targets.to_dict()
+    write_run_record(out, cfg, seed=cfg.seed, data_dir=data_dir, extra={"targets": targets})
+    data = dataclasses.asdict(cfg.data)
+    return export_encoder(module, out / "encoder.pt", data=data, targets=targets)
 
 
 def _loggers(names: list[str], out: Path) -> list:

@@ -26,6 +26,22 @@ class OptimConfig:
     clip_grad: float = 1.0  # max gradient norm; 0 disables clipping
 
 
+def convnext_kwargs(cfg, in_channels: int, frames: int, periodic: tuple[bool, bool]) -> dict:
+    """ConvNeXt-3D constructor arguments from a method config's `encoder` preset,
+    `encoder_args` overrides and `padding` rule (auto: circular on the periodic axes)."""
+    from physrep.models import ENCODER_PRESETS
+
+    if cfg.padding != "auto":
+        periodic = (cfg.padding == "circular",) * 2
+    return {
+        **ENCODER_PRESETS[cfg.encoder],
+        **cfg.encoder_args,
+        "in_channels": in_channels,
+        "frames": frames,
+        "periodic": tuple(periodic),
+    }
+
+
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Decay matrices and kernels; leave 1-D parameters (norms, biases, layer scales) alone."""
     decay, no_decay = [], []

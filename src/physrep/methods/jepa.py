@@ -19,8 +19,8 @@ import torch.distributed as dist
 from torch.distributed.nn.functional import all_gather
 
 from physrep.losses import jepa_regularised_loss
-from physrep.methods.common import OptimConfig, PretrainModule, log_terms
-from physrep.models import ENCODER_PRESETS, ConvNeXt3D, ConvPredictor
+from physrep.methods.common import OptimConfig, PretrainModule, convnext_kwargs, log_terms
+from physrep.models import ConvNeXt3D, ConvPredictor
 
 
 @dataclass
@@ -57,19 +57,11 @@ class JEPA(PretrainModule):
         self.save_hyperparameters()
         self.cfg = JEPAConfig(**(jepa or {}))
         self.optim_cfg = OptimConfig(**(optim or {}))
-        if self.cfg.padding != "auto":
-            periodic = (self.cfg.padding == "circular",) * 2
-        self.encoder_kwargs = {
-            **ENCODER_PRESETS[self.cfg.encoder],
-            **self.cfg.encoder_args,
-            "in_channels": in_channels,
-            "frames": frames,
-            "periodic": tuple(periodic),
-        }
+        self.encoder_kwargs = convnext_kwargs(self.cfg, in_channels, frames, periodic)
         self.encoder = ConvNeXt3D(**self.encoder_kwargs)
         dim = self.encoder.embed_dim
         self.predictor = ConvPredictor(
-            dim, self.cfg.predictor_hidden or 2 * dim, periodic=tuple(periodic)
+            dim, self.cfg.predictor_hidden or 2 * dim, periodic=self.encoder_kwargs["periodic"]
         )
         self.target_encoder = None
         if self.cfg.ema > 0:
