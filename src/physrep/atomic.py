@@ -32,3 +32,12 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
 def write_text_atomic(target: str | os.PathLike, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text)
+
+
+def save_npz_atomic(target: str | os.PathLike, **arrays) -> None:
+    """`numpy.savez` under the same write-then-rename rule (through a file object, so numpy
+    does not append `.npz` to the temporary name)."""
+    import numpy as np
+
+    with atomic_path(target) as tmp, tmp.open("wb") as f:
+        np.savez(f, **arrays)
