@@ -26,9 +26,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: venv
-	$(BIN)/physrep --help
-	test -d $(DEMO_OUT)/data/shear_flow/data || $(BIN)/physrep synthetic --out $(DEMO_OUT)/data/shear_flow like=shear_flow
-	$(BIN)/physrep inspect $(DEMO_OUT)/data/shear_flow --plot $(DEMO_OUT)/shear_flow_frames.png
+	$(BIN)/physrep demo --out $(DEMO_OUT)
 
 test: venv
 	$(BIN)/ruff check src tests benchmarks

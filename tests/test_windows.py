@@ -117,3 +117,12 @@ def test_loader_batches_every_window_once(synthetic_dataset, workers):
         assert batch["context"].shape[1:] == (4, 4, 16, 16)
         seen += list(zip(batch["trajectory"].tolist(), batch["start"].tolist()))
     assert sorted(seen) == sorted(zip(w.window_trajectory.tolist(), w.window_start.tolist()))
+
+
+def test_a_relative_dataset_path_reads_like_an_absolute_one(synthetic_dataset, monkeypatch):
+    root = synthetic_dataset("shear_flow")
+    absolute = WellWindows(root, "train", WindowConfig(frames=4))
+    monkeypatch.chdir(root.parent)
+    relative = WellWindows(root.name, "train", WindowConfig(frames=4))
+    assert len(relative) == len(absolute)
+    assert torch.equal(relative[3]["context"], absolute[3]["context"])

@@ -172,10 +172,148 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _args_embed(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="an exported encoder (encoder.pt), or 'features'")
+    p.add_argument("--data", type=Path, required=True, help="a Well-format dataset folder")
+    p.add_argument("--cache", type=Path, help="cache folder (default: <encoder folder>/embeddings)")
+    p.add_argument("--windows", help="window preset (default: the encoder's training windows)")
+    p.add_argument("--batch-size", type=int, default=32, help="windows per encoder call")
+    p.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="window overrides, e.g. stride=8"
+    )
+
+
+def _embed(args: argparse.Namespace):
+    from physrep.config import apply_overrides, from_dict, preset_path, read_yaml, to_dict
+    from physrep.data.windows import WindowConfig
+    from physrep.eval.embed import FEATURES, encoder_windows, load_or_embed
+    from physrep.models.export import load_encoder
+
+    is_features = args.source == FEATURES
+    if args.windows:
+        base = read_yaml(preset_path("windows", args.windows))
+    elif is_features:
+        base = {}
+    else:
+        base = to_dict(encoder_windows(load_encoder(args.source)))
+    cfg = from_dict(WindowConfig, apply_overrides(base, args.overrides))
+    default = (
+        Path("runs") / args.data.name / "features" if is_features else Path(args.source).parent
+    )
+    cache = args.cache or default / "embeddings"
+    return load_or_embed(args.source, args.data, cache, cfg=cfg, batch_size=args.batch_size)
+
+
+def _run_embed(args: argparse.Namespace) -> int:
+    emb = _embed(args)
+    rows = ", ".join(f"{k} {len(v)}" for k, v in emb.splits.items())
+    shape = emb.splits["train"].tokens.shape[1:]
+    print(f"embeddings  {emb.path}\nrows        {rows} (tokens {shape[0]} x {shape[1]})")
+    return 0
+
+
+def _args_probe(p: argparse.ArgumentParser) -> None:
+    _args_embed(p)
+    p.add_argument("--probes", default="attentive,linear,mlp,ridge", help="comma-separated")
+    p.add_argument("--fractions", default="1.0", help="train-trajectory fractions, e.g. 0.1,1")
+    p.add_argument("--seeds", default="0,1,2", help="probe seeds")
+    p.add_argument("--out", type=Path, help="write the result rows to this JSON file")
+    p.add_argument("--epochs", type=int, help="probe epochs (default: 100)")
+
+
+def _run_probe(args: argparse.Namespace) -> int:
+    from physrep.eval.benchmark import run_probes
+    from physrep.eval.probes import ProbeConfig
+    from physrep.eval.report import results_table
+    from physrep.eval.results import write_results
+
+    probe_cfg = ProbeConfig(**({"epochs": args.epochs} if args.epochs else {}))
+    probe_cfg.validate()
+    emb = _embed(args)
+    method = "features" if args.source == "features" else Path(args.source).parent.name
+    rows = run_probes(
+        args.data.name,
+        method,
+        emb,
+        probes=_csv(args.probes, str),
+        fractions=_csv(args.fractions, float),
+        seeds=_csv(args.seeds, int),
+        probe_cfg=probe_cfg,
+    )
+    if args.out:
+        write_results(args.out, rows)
+    for probe in dict.fromkeys(r["probe"] for r in rows):
+        print(f"\n{probe} probe, test MSE on normalised targets (mean ± std over seeds)")
+        print(results_table(rows, probe=probe))
+    return 0
+
+
+def _args_benchmark(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="small", help="tiny, demo, small or paper (or a YAML)")
+    p.add_argument("--well-dir", type=Path, help="use this Well-format folder, do not simulate")
+    p.add_argument("--methods", help="only these methods and controls, e.g. jepa,features,mean")
+    p.add_argument("--out", type=Path, help="output folder (default: runs/benchmark/<preset>)")
+    p.add_argument("--rerun", action="store_true", help="recompute every stage")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--notes", type=Path, help="a markdown file to include in results.md and the report"
+    )
+
+
+def _run_benchmark(args: argparse.Namespace, preset: str | None = None) -> int:
+    from physrep.eval.benchmark import Benchmark, load_benchmark
+    from physrep.eval.report import results_table
+
+    preset = preset or args.preset
+    methods = _csv(args.methods, str) if getattr(args, "methods", None) else None
+    cfg = load_benchmark(preset, methods)
+    out = args.out or Path("runs") / "benchmark" / Path(preset).stem
+    start = time.perf_counter()
+    well_dir = getattr(args, "well_dir", None)
+    notes_file = getattr(args, "notes", None)
+    if notes_file is not None and not notes_file.is_file():
+        raise PhysrepError("no such notes file", notes_file)
+    notes = notes_file.read_text() if notes_file is not None else ""
+    bench = Benchmark(
+        cfg, out, well_dir, rerun=args.rerun, progress=not args.no_progress, notes=notes
+    )
+    rows = bench.run()
+    print(f"\n{cfg.headline_probe} probe, test MSE on normalised targets (mean ± std over seeds)")
+    print(results_table(rows, probe=cfg.headline_probe))
+    print(f"\nresults  {out / 'results.md'}\nreport   {out / 'report.html'}")
+    print(f"finished in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def _args_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
+    p.add_argument("--rerun", action="store_true", help="recompute every stage")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    return _run_benchmark(args, preset="demo")
+
+
+def _csv(text: str, kind: type) -> list:
+    try:
+        return [kind(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise PhysrepError(f"'{text}' is not a comma-separated list of {kind.__name__}") from None
+
+
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
+    "benchmark": (
+        "simulate, pretrain, embed, probe and report a benchmark preset",
+        _args_benchmark,
+        _run_benchmark,
+    ),
+    "demo": ("the embedded demo: the `demo` benchmark on shear_flow", _args_demo, _run_demo),
+    "embed": ("cache frozen embeddings of every split of a dataset", _args_embed, _run_embed),
+    "probe": ("train probes on frozen embeddings, print test errors", _args_probe, _run_probe),
     "inspect": ("summarise and validate a Well-format dataset", _args_inspect, _run_inspect),
     "pretrain": (
-        "pretrain an encoder (JEPA or VideoMAE) on a dataset",
+        "pretrain an encoder (jepa, videomae or the supervised control) on a dataset",
         _args_pretrain,
         _run_pretrain,
     ),

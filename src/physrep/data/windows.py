@@ -117,7 +117,9 @@ class WellWindows(Dataset):
                 return_grid=False,
             )
         meta = self.well.metadata
-        if list(self.well.files_paths) != [str(p) for p in self.file_paths]:
+        if [Path(p).resolve() for p in self.well.files_paths] != [
+            p.resolve() for p in self.file_paths
+        ]:
             raise DataError("the_well found a different set of files than physrep", self.root)
 
         # Normalisation: the_well's own classes and stats.yaml, applied per channel as one fused

@@ -1,0 +1,121 @@
+"""The benchmark end to end on the `tiny` preset: real simulation, Lightning pretraining,
+cached embeddings, probes, results.json, results.md and the report; resumable; the held-out
+split never leaks into training; bad requests fail in one line."""
+
+import json
+
+import numpy as np
+import pytest
+
+from physrep.data.validate import inspect_dataset
+from physrep.eval.benchmark import load_benchmark, subset_trajectories
+from physrep.eval.embed import FEATURES, load_or_embed
+from physrep.eval.results import read_results
+
+METHODS = {"mean", "random_init", "features", "jepa", "videomae", "supervised"}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from physrep.cli import main
+
+    out = tmp_path_factory.mktemp("bench")
+    assert main(["benchmark", "--preset", "tiny", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_results_cover_every_method_probe_split_fraction_and_seed(tiny_run):
+    rows = read_results(tiny_run / "results.json")  # validates the schema
+    cfg = load_benchmark("tiny")
+    assert {r["method"] for r in rows} == METHODS
+    for method in METHODS - {"mean"}:
+        for probe in cfg.probes:
+            fractions = cfg.fractions if probe in cfg.efficiency_probes else [1.0]
+            for split in ("test", "test_ood"):
+                got = {
+                    (r["fraction"], r["seed"])
+                    for r in rows
+                    if r["method"] == method and r["probe"] == probe and r["split"] == split
+                }
+                assert got == {(f, s) for f in fractions for s in cfg.probe_seeds}
+    for r in rows:
+        assert np.isfinite([r["mse"], r["mse_Reynolds"], r["mse_Schmidt"], r["traj_mse"]]).all()
+        assert r["mse"] == pytest.approx((r["mse_Reynolds"] + r["mse_Schmidt"]) / 2)
+    # the train-mean predictor on z-scored targets, with test holding the train combinations
+    full = [r for r in rows if r["method"] == "mean" and r["fraction"] == 1.0]
+    assert [r["mse"] for r in full if r["split"] == "test"] == pytest.approx([1.0, 1.0])
+
+
+def test_report_and_tables_are_written(tiny_run):
+    md = (tiny_run / "results.md").read_text()
+    assert "| jepa |" in md and "Held-out" in md and "Wall time per stage" in md
+    html = (tiny_run / "report.html").read_text()
+    assert html.count("<img") >= 4
+    stages = json.loads((tiny_run / "timings.json").read_text())
+    assert {"simulate", "pretrain jepa s0", "embed features s0"} <= {s["stage"] for s in stages}
+    run = json.loads((tiny_run / "run.json").read_text())
+    assert "versions" in run and run["config"]["pretrain"] == "tiny"
+
+
+def test_a_second_run_reuses_every_stage(tiny_run, cli):
+    encoder = tiny_run / "shear_flow" / "pretrain" / "jepa-s0" / "encoder.pt"
+    caches = sorted((tiny_run / "shear_flow" / "embeddings").glob("*.npz"))
+    stamps = [p.stat().st_mtime_ns for p in (encoder, *caches)]
+    before = read_results(tiny_run / "results.json")
+    code, out, _ = cli("benchmark", "--preset", "tiny", "--out", tiny_run, "--no-progress")
+    assert code == 0 and "| jepa |" in out
+    assert [p.stat().st_mtime_ns for p in (encoder, *caches)] == stamps
+    assert read_results(tiny_run / "results.json") == before
+
+
+def test_held_out_values_never_reach_training(tiny_run):
+    data = tiny_run / "shear_flow" / "dataset"
+    held = load_benchmark("tiny").datasets["shear_flow"].sim_overrides["holdout"]["Reynolds"]
+    info = inspect_dataset(data, scan_values=False)
+    for split, files in info.splits.items():
+        values = {f.params["Reynolds"] for f in files}
+        if split == "test_ood":
+            assert values == set(held)
+        else:
+            assert not values & set(held), split
+    emb = load_or_embed(FEATURES, data, tiny_run / "check")
+    for split in ("train", "valid", "test"):
+        assert not np.isin(emb.splits[split].params_raw[:, 0], held).any()
+    assert np.isin(emb.splits["test_ood"].params_raw[:, 0], held).all()
+    # the pretraining runs (JEPA, supervised) only ever read train and valid
+    for run in (tiny_run / "shear_flow" / "pretrain").iterdir():
+        record = json.loads((run / "run.json").read_text())
+        assert record["targets"]["names"] == ["Reynolds", "Schmidt"]
+
+
+def test_fraction_subsets_are_seeded_and_nested(tiny_run):
+    emb = load_or_embed(FEATURES, tiny_run / "shear_flow" / "dataset", tiny_run / "check")
+    train = emb.splits["train"]
+    half = subset_trajectories(train, 0.5, seed=3)
+    assert set(np.unique(half.trajectory)) < set(np.unique(train.trajectory))
+    assert np.array_equal(half.trajectory, subset_trajectories(train, 0.5, 3).trajectory)
+    assert subset_trajectories(train, 1.0, 3) is train
+
+
+def test_embed_and_probe_commands(tiny_run, cli, tmp_path):
+    encoder = tiny_run / "shear_flow" / "pretrain" / "jepa-s0" / "encoder.pt"
+    data = tiny_run / "shear_flow" / "dataset"
+    code, out, err = cli("embed", encoder, "--data", data, "--cache", tmp_path)
+    assert code == 0 and "rows        train" in out, err
+    code, out, err = cli(
+        "probe", encoder, "--data", data, "--cache", tmp_path, "--probes", "ridge",
+        "--seeds", "0", "--out", tmp_path / "rows.json",
+    )  # fmt: skip
+    assert code == 0 and "ridge probe" in out, err
+    assert {r["probe"] for r in read_results(tmp_path / "rows.json")} == {"ridge"}
+
+
+def test_bad_requests_fail_in_one_line(cli, tmp_path):
+    code, _, err = cli("benchmark", "--preset", "nope", "--out", tmp_path)
+    assert code == 2 and "nope" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli("benchmark", "--preset", "tiny", "--methods", "simclr", "--out", tmp_path)
+    assert code == 2 and "method 'simclr' is not in this preset" in err
+    code, _, err = cli("embed", tmp_path / "missing.pt", "--data", tmp_path)
+    assert code == 2 and "missing.pt" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli("benchmark", "--preset", "tiny", "--well-dir", tmp_path, "--out", tmp_path)
+    assert code == 2 and "no dataset folder" in err
