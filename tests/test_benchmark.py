@@ -57,6 +57,18 @@ def test_report_and_tables_are_written(tiny_run):
     assert "versions" in run and run["config"]["pretrain"] == "tiny"
 
 
+def test_report_command_rewrites_tables_with_notes(tiny_run, cli, tmp_path):
+    notes = tmp_path / "notes.md"
+    notes.write_text("## What was tried\n\n| lever | mse |\n|---|---|\n| ema | 0.5 |\n")
+    code, out, err = cli("report", tiny_run, "--notes", notes)
+    assert code == 0, err
+    md = (tiny_run / "results.md").read_text()
+    assert "## What was tried" in md and "Wall time per stage" in md
+    assert "What was tried" in (tiny_run / "report.html").read_text()
+    code, _, err = cli("report", tmp_path)
+    assert code == 2 and "results.json" in err
+
+
 def test_a_second_run_reuses_every_stage(tiny_run, cli):
     encoder = tiny_run / "shear_flow" / "pretrain" / "jepa-s0" / "encoder.pt"
     caches = sorted((tiny_run / "shear_flow" / "embeddings").glob("*.npz"))

@@ -270,10 +270,7 @@ def _run_benchmark(args: argparse.Namespace, preset: str | None = None) -> int:
     out = args.out or Path("runs") / "benchmark" / Path(preset).stem
     start = time.perf_counter()
     well_dir = getattr(args, "well_dir", None)
-    notes_file = getattr(args, "notes", None)
-    if notes_file is not None and not notes_file.is_file():
-        raise PhysrepError("no such notes file", notes_file)
-    notes = notes_file.read_text() if notes_file is not None else ""
+    notes = _read_notes(getattr(args, "notes", None))
     bench = Benchmark(
         cfg, out, well_dir, rerun=args.rerun, progress=not args.no_progress, notes=notes
     )
@@ -283,6 +280,27 @@ def _run_benchmark(args: argparse.Namespace, preset: str | None = None) -> int:
     print(f"\nresults  {out / 'results.md'}\nreport   {out / 'report.html'}")
     print(f"finished in {time.perf_counter() - start:.0f} s")
     return 0
+
+
+def _args_report(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out", type=Path, help="a finished benchmark folder (with results.json)")
+    p.add_argument("--notes", type=Path, help="a markdown file to include")
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from physrep.eval.benchmark import rewrite_report
+
+    notes = _read_notes(args.notes)
+    print(f"report   {rewrite_report(args.out, notes)}\nresults  {args.out / 'results.md'}")
+    return 0
+
+
+def _read_notes(path: Path | None) -> str:
+    if path is None:
+        return ""
+    if not path.is_file():
+        raise PhysrepError("no such notes file", path)
+    return path.read_text()
 
 
 def _args_demo(p: argparse.ArgumentParser) -> None:
@@ -311,6 +329,11 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "demo": ("the embedded demo: the `demo` benchmark on shear_flow", _args_demo, _run_demo),
     "embed": ("cache frozen embeddings of every split of a dataset", _args_embed, _run_embed),
     "probe": ("train probes on frozen embeddings, print test errors", _args_probe, _run_probe),
+    "report": (
+        "rewrite results.md and report.html of a benchmark folder",
+        _args_report,
+        _run_report,
+    ),
     "inspect": ("summarise and validate a Well-format dataset", _args_inspect, _run_inspect),
     "pretrain": (
         "pretrain an encoder (jepa, videomae or the supervised control) on a dataset",

@@ -331,14 +331,11 @@ class Benchmark:
         )
 
     def write_outputs(self, rows: list[dict]) -> None:
-        from physrep.eval.report import write_report, write_results_md
         from physrep.eval.results import write_results
 
         write_results(self.out / "results.json", rows)
         write_text_atomic(self.out / "timings.json", json.dumps(self.timings, indent=1) + "\n")
-        notes = "\n\n".join(n for n in (self.notes, timing_table(self.timings)) if n)
-        write_results_md(rows, self.out / "results.md", notes=notes)
-        write_report(self.out, rows, notes=notes)
+        write_tables_and_report(self.out, rows, self.timings, self.notes)
 
     # ---- bookkeeping ---------------------------------------------------------------------
 
@@ -424,6 +421,30 @@ def subset_trajectories(split: SplitEmbeddings, fraction: float, seed: int) -> S
     order = np.random.default_rng(seed).permutation(ids)
     keep = np.isin(split.trajectory, order[: max(1, round(fraction * len(ids)))])
     return SplitEmbeddings(*(getattr(split, f.name)[keep] for f in dataclasses.fields(split)))
+
+
+def write_tables_and_report(
+    out: Path, rows: list[dict], timings: list[dict], notes: str = ""
+) -> None:
+    """results.md and report.html from result rows, stage timings and free-form notes."""
+    from physrep.eval.report import write_report, write_results_md
+
+    text = "\n\n".join(n for n in (notes, timing_table(timings)) if n)
+    write_results_md(rows, out / "results.md", notes=text)
+    write_report(out, rows, notes=text)
+
+
+def rewrite_report(out: str | Path, notes: str = "") -> Path:
+    """Regenerate results.md and report.html of a finished benchmark folder (e.g. with notes),
+    from its results.json and timings.json, without rerunning any stage."""
+    from physrep.eval.results import read_results
+
+    out = Path(out)
+    rows = read_results(out / "results.json")
+    timings_file = out / "timings.json"
+    timings = json.loads(timings_file.read_text()) if timings_file.is_file() else []
+    write_tables_and_report(out, rows, timings, notes)
+    return out / "report.html"
 
 
 def timing_table(timings: list[dict]) -> str:
