@@ -61,7 +61,7 @@ def test_report_command_rewrites_tables_with_notes(tiny_run, cli, tmp_path):
     notes = tmp_path / "notes.md"
     notes.write_text("## What was tried\n\n| lever | mse |\n|---|---|\n| ema | 0.5 |\n")
     code, out, err = cli("report", tiny_run, "--notes", notes)
-    assert code == 0, err
+    assert code == 0 and "report.html" in out, err
     md = (tiny_run / "results.md").read_text()
     assert "## What was tried" in md and "Wall time per stage" in md
     assert "What was tried" in (tiny_run / "report.html").read_text()
