@@ -1,0 +1,99 @@
+"""DISCO: infer an evolution operator from the context, and train it by rolling it out.
+
+The hypernetwork reads the context clip and writes the weights of a small conv operator; the
+operator, integrated from the last context frame, must reproduce the first `rollout_steps`
+target frames. The only path from the context to the prediction is the latent z that
+parameterises the operator, so z has to carry the trajectory's dynamics: it is the
+representation that gets probed (models/disco.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from physrep.methods.common import OptimConfig, PretrainModule, log_terms
+from physrep.models.disco import DISCO_PRESETS, DiscoEncoder
+
+
+@dataclass
+class DiscoConfig:
+    encoder: str = "tiny"  # preset of physrep.models.disco.DISCO_PRESETS
+    encoder_args: dict = field(default_factory=dict)  # overrides of the preset
+    rollout_steps: int = 4  # target frames rolled out and matched (at most the window's)
+    eps: float = 1e-2  # added to the target variance, in the windows' (z-scored) units
+
+
+def normalised_mse(pred: torch.Tensor, target: torch.Tensor, eps: float) -> torch.Tensor:
+    """MSE per sample and channel over (T, H, W), divided by the target's variance there, then
+    averaged: every field counts alike whatever its amplitude, and 1.0 is predicting the mean."""
+    err = (pred - target).square().mean(dim=(2, 3, 4))
+    var = target.var(dim=(2, 3, 4), correction=0)
+    return (err / (var + eps)).mean()
+
+
+class Disco(PretrainModule):
+    builder, method_name = "disco", "disco"
+
+    def __init__(
+        self,
+        in_channels: int,
+        frames: int,
+        image_size: tuple[int, int],
+        periodic: tuple[bool, bool] = (False, False),
+        disco: dict | None = None,
+        optim: dict | None = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg = DiscoConfig(**(disco or {}))
+        if self.cfg.encoder not in DISCO_PRESETS:
+            raise ValueError(
+                f"unknown DISCO encoder preset '{self.cfg.encoder}' "
+                f"(one of {', '.join(DISCO_PRESETS)})"
+            )
+        if not 1 <= self.cfg.rollout_steps <= frames:
+            raise ValueError(
+                f"rollout_steps must be in [1, {frames}] (the window's target frames), "
+                f"got {self.cfg.rollout_steps}"
+            )
+        self.optim_cfg = OptimConfig(**(optim or {}))
+        self.encoder_kwargs = {
+            **DISCO_PRESETS[self.cfg.encoder],
+            **self.cfg.encoder_args,
+            "in_channels": in_channels,
+            "frames": frames,
+            "image_size": tuple(image_size),
+            "periodic": tuple(bool(p) for p in periodic),
+        }
+        self.encoder = DiscoEncoder(**self.encoder_kwargs)
+        self.seed = seed
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, H, W) -> (B, 1, latent): the operator's latent, one token per window."""
+        return self.encoder.encode(x)
+
+    def loss(self, batch: dict) -> dict[str, torch.Tensor]:
+        context, target = batch["context"], batch["target"]
+        steps = min(self.cfg.rollout_steps, target.shape[2])
+        target = target[:, :, :steps]
+        pred = self.encoder.rollout(context, steps)
+        copy = context[:, :, -1:].expand_as(target)
+        return {
+            "loss": normalised_mse(pred, target, self.cfg.eps),
+            "copy_loss": normalised_mse(copy, target, self.cfg.eps).detach(),
+        }
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        terms = self.loss(batch)
+        log_terms(self, "train", terms, len(batch["context"]))
+        return terms["loss"]
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        log_terms(self, "val", self.loss(batch), len(batch["context"]))
+        self._val_pooled.append(self.encode(batch["context"]).mean(dim=1).detach())
+
+    def trainable(self) -> dict[str, torch.nn.Module]:
+        return {"encoder": self.encoder}
