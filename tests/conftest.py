@@ -16,7 +16,7 @@ def synthetic_dataset(tmp_path_factory):
     made: dict[tuple, Path] = {}
 
     def make(like: str = "shear_flow", **overrides) -> Path:
-        key = (like, *sorted(overrides.items(), key=str))
+        key = (like, repr(sorted(overrides.items(), key=str)))
         if key not in made:
             cfg = SyntheticConfig(like=like, **{"resolution": [16, 16], "steps": 24, **overrides})
             made[key] = write_synthetic(tmp_path_factory.mktemp(like), cfg)

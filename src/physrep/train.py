@@ -24,12 +24,14 @@ import torch
 
 from physrep.data.windows import WellWindows, WindowConfig, make_loader
 from physrep.errors import PhysrepError
+from physrep.methods.autoregressive import AutoregressiveConfig
 from physrep.methods.common import OptimConfig
+from physrep.methods.disco import DiscoConfig
 from physrep.methods.jepa import JEPAConfig
 from physrep.methods.videomae import VideoMAEConfig
 from physrep.models.export import export_encoder
 
-Method = Literal["jepa", "videomae", "supervised"]
+Method = Literal["jepa", "videomae", "autoregressive", "disco", "supervised"]
 
 
 class TrainingDiverged(PhysrepError):
@@ -63,6 +65,8 @@ class PretrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     jepa: JEPAConfig = field(default_factory=JEPAConfig)
     videomae: VideoMAEConfig = field(default_factory=VideoMAEConfig)
+    autoregressive: AutoregressiveConfig = field(default_factory=AutoregressiveConfig)
+    disco: DiscoConfig = field(default_factory=DiscoConfig)
 
 
 def launcher_layout(cfg: TrainConfig) -> tuple[int, int]:
@@ -91,11 +95,12 @@ def build_windows(cfg: PretrainConfig, data_dir: str | Path) -> tuple[WellWindow
 
 
 def build_module(cfg: PretrainConfig, windows: WellWindows):
-    """The method's LightningModule, sized to the windows (channels, frames, frame shape).
+    """The method's LightningModule, sized to the windows (channels, frames, frame shape) and
+    told which spatial axes are periodic (walls are not, and a cropped axis no longer is).
 
     The supervised control uses JEPA's encoder section, so it is the same architecture.
     """
-    from physrep.methods import JEPA, Supervised, VideoMAE
+    from physrep.methods import JEPA, Autoregressive, Disco, Supervised, VideoMAE
 
     common = {
         "in_channels": windows.n_channels,
@@ -104,7 +109,6 @@ def build_module(cfg: PretrainConfig, windows: WellWindows):
         "seed": cfg.seed,
     }
     crop = cfg.data.crop or [None, None]
-    # a cropped axis is no longer periodic, whatever the file says
     periodic = tuple(bc == (2, 2) and c is None for bc, c in zip(windows.boundaries, crop))
     if cfg.method == "jepa":
         return JEPA(periodic=periodic, jepa=dataclasses.asdict(cfg.jepa), **common)
@@ -113,6 +117,14 @@ def build_module(cfg: PretrainConfig, windows: WellWindows):
         return Supervised(
             n_params=len(windows.param_names), periodic=periodic, supervised=encoder, **common
         )
+    if cfg.method == "autoregressive":
+        section = dataclasses.asdict(cfg.autoregressive)
+        return Autoregressive(
+            image_size=windows.frame_shape, periodic=periodic, autoregressive=section, **common
+        )
+    if cfg.method == "disco":
+        section = dataclasses.asdict(cfg.disco)
+        return Disco(image_size=windows.frame_shape, periodic=periodic, disco=section, **common)
     return VideoMAE(
         image_size=windows.frame_shape, videomae=dataclasses.asdict(cfg.videomae), **common
     )
@@ -208,6 +220,7 @@ def pretrain(
             out / "encoder.pt",
             data=dataclasses.asdict(cfg.data),
             targets=train.targets.to_dict(),
+            fields=list(train.field_names),
         )
     return out
 
@@ -224,7 +237,8 @@ def export_initial(cfg: PretrainConfig, data_dir: str | Path, out: str | Path) -
     targets = train.targets.to_dict()
     write_run_record(out, cfg, seed=cfg.seed, data_dir=data_dir, extra={"targets": targets})
     data = dataclasses.asdict(cfg.data)
-    return export_encoder(module, out / "encoder.pt", data=data, targets=targets)
+    fields = list(train.field_names)
+    return export_encoder(module, out / "encoder.pt", data=data, targets=targets, fields=fields)
 
 
 def _loggers(names: list[str], out: Path) -> list:

@@ -106,6 +106,28 @@ def embed_windows(
     )
 
 
+def check_fields(encoder: torch.nn.Module, fields: Sequence[str], data_dir) -> None:
+    """The data's fields must be the ones, in the order, the encoder was trained on: a model
+    fed its channels in another order (the released MPP code's no-op reorder) fails loudly."""
+    trained = (getattr(encoder, "physrep", {}) or {}).get("fields")
+    if trained and list(trained) != list(fields):
+        raise PhysrepError(
+            f"the encoder was trained on fields {list(trained)} but the data has "
+            f"{list(fields)} (order matters)",
+            data_dir,
+        )
+
+
+def chosen_trajectories(ids: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A seeded `fraction` of trajectory ids, nested across fractions for one seed (the rule
+    every probe's data-efficiency curve uses)."""
+    ids = np.unique(ids)
+    if fraction >= 1.0:
+        return ids
+    order = np.random.default_rng(seed).permutation(ids)
+    return order[: max(1, round(fraction * len(ids)))]
+
+
 def encoder_windows(encoder: torch.nn.Module) -> WindowConfig:
     """The window config an exported encoder was trained with, made clean for probing:
     no noise, every trajectory, context only."""
@@ -150,6 +172,8 @@ def load_or_embed(
         if cached is not None:
             return cached
     train = WellWindows(data_dir, "train", cfg)
+    if encoder is not None:
+        check_fields(encoder, train.field_names, data_dir)
     made = {"train": embed_windows(fn, train, batch_size)}
     for split in splits:
         if split != "train":

@@ -25,7 +25,9 @@ def export_encoder(module, path: str | Path, **extra: Any) -> Path:
 
 def load_encoder(path: str | Path, map_location: str | torch.device = "cpu") -> torch.nn.Module:
     """An exported encoder, in eval mode, as a plain nn.Module with `encode(x) -> (B, N, D)`."""
+    from physrep.models.avit import AViT
     from physrep.models.convnext3d import ConvNeXt3D
+    from physrep.models.disco import DiscoEncoder
     from physrep.models.vit import VideoViT
 
     path = Path(path)
@@ -39,11 +41,13 @@ def load_encoder(path: str | Path, map_location: str | torch.device = "cpu") -> 
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != "physrep-encoder/1":
         raise PhysrepError("not a physrep encoder file (no 'physrep-encoder/1' format tag)", path)
-    builders = {"convnext3d": ConvNeXt3D, "vit": VideoViT}
+    builders = {"convnext3d": ConvNeXt3D, "vit": VideoViT, "avit": AViT, "disco": DiscoEncoder}
     kwargs = dict(payload["kwargs"])
     for key in ("periodic", "image_size", "widths", "depths"):
         if isinstance(kwargs.get(key), list):
             kwargs[key] = tuple(kwargs[key])
+    if payload.get("builder") not in builders:
+        raise PhysrepError(f"unknown encoder builder '{payload.get('builder')}'", path)
     encoder = builders[payload["builder"]](**kwargs)
     encoder.load_state_dict(payload["state_dict"])
     encoder.physrep = {k: v for k, v in payload.items() if k not in ("state_dict",)}
