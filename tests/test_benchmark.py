@@ -12,7 +12,8 @@ from physrep.eval.benchmark import load_benchmark, subset_trajectories
 from physrep.eval.embed import FEATURES, load_or_embed
 from physrep.eval.results import read_results
 
-METHODS = {"mean", "random_init", "features", "jepa", "videomae", "supervised"}
+PROBED = {"random_init", "features", "jepa", "videomae", "autoregressive", "disco", "supervised"}
+METHODS = {"mean", "autoregressive_finetuned", *PROBED}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def test_results_cover_every_method_probe_split_fraction_and_seed(tiny_run):
     rows = read_results(tiny_run / "results.json")  # validates the schema
     cfg = load_benchmark("tiny")
     assert {r["method"] for r in rows} == METHODS
-    for method in METHODS - {"mean"}:
+    for method in PROBED:
         for probe in cfg.probes:
             fractions = cfg.fractions if probe in cfg.efficiency_probes else [1.0]
             for split in ("test", "test_ood"):
@@ -41,6 +42,18 @@ def test_results_cover_every_method_probe_split_fraction_and_seed(tiny_run):
     for r in rows:
         assert np.isfinite([r["mse"], r["mse_Reynolds"], r["mse_Schmidt"], r["traj_mse"]]).all()
         assert r["mse"] == pytest.approx((r["mse_Reynolds"] + r["mse_Schmidt"]) / 2)
+    # the fine-tuned model: attentive head only, on every fraction and seed
+    tuned = {
+        (r["probe"], r["split"], r["fraction"], r["seed"])
+        for r in rows
+        if r["method"] == "autoregressive_finetuned"
+    }
+    assert tuned == {
+        ("attentive", split, f, s)
+        for split in ("test", "test_ood")
+        for f in cfg.fractions
+        for s in cfg.probe_seeds
+    }
     # the train-mean predictor on z-scored targets, with test holding the train combinations
     full = [r for r in rows if r["method"] == "mean" and r["fraction"] == 1.0]
     assert [r["mse"] for r in full if r["split"] == "test"] == pytest.approx([1.0, 1.0])
@@ -52,7 +65,9 @@ def test_report_and_tables_are_written(tiny_run):
     html = (tiny_run / "report.html").read_text()
     assert html.count("<img") >= 4
     stages = json.loads((tiny_run / "timings.json").read_text())
-    assert {"simulate", "pretrain jepa s0", "embed features s0"} <= {s["stage"] for s in stages}
+    assert {"simulate", "pretrain jepa s0", "embed features s0", "finetune autoregressive s0"} <= {
+        s["stage"] for s in stages
+    }
     run = json.loads((tiny_run / "run.json").read_text())
     assert "versions" in run and run["config"]["pretrain"] == "tiny"
 

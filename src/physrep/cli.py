@@ -218,7 +218,12 @@ def _args_probe(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fractions", default="1.0", help="train-trajectory fractions, e.g. 0.1,1")
     p.add_argument("--seeds", default="0,1,2", help="probe seeds")
     p.add_argument("--out", type=Path, help="write the result rows to this JSON file")
-    p.add_argument("--epochs", type=int, help="probe epochs (default: 100)")
+    p.add_argument("--epochs", type=int, help="probe (or fine-tuning) epochs")
+    p.add_argument(
+        "--finetune",
+        action="store_true",
+        help="train the encoder end to end with an attentive head (the paper's MPP protocol)",
+    )
 
 
 def _run_probe(args: argparse.Namespace) -> int:
@@ -227,25 +232,54 @@ def _run_probe(args: argparse.Namespace) -> int:
     from physrep.eval.report import results_table
     from physrep.eval.results import write_results
 
-    probe_cfg = ProbeConfig(**({"epochs": args.epochs} if args.epochs else {}))
-    probe_cfg.validate()
-    emb = _embed(args)
-    method = "features" if args.source == "features" else Path(args.source).parent.name
-    rows = run_probes(
-        args.data.name,
-        method,
-        emb,
-        probes=_csv(args.probes, str),
-        fractions=_csv(args.fractions, float),
-        seeds=_csv(args.seeds, int),
-        probe_cfg=probe_cfg,
-    )
+    if args.finetune:
+        rows = _finetune(args)
+    else:
+        probe_cfg = ProbeConfig(**({"epochs": args.epochs} if args.epochs else {}))
+        probe_cfg.validate()
+        emb = _embed(args)
+        method = "features" if args.source == "features" else Path(args.source).parent.name
+        rows = run_probes(
+            args.data.name,
+            method,
+            emb,
+            probes=_csv(args.probes, str),
+            fractions=_csv(args.fractions, float),
+            seeds=_csv(args.seeds, int),
+            probe_cfg=probe_cfg,
+        )
     if args.out:
         write_results(args.out, rows)
     for probe in dict.fromkeys(r["probe"] for r in rows):
         print(f"\n{probe} probe, test MSE on normalised targets (mean ± std over seeds)")
         print(results_table(rows, probe=probe))
     return 0
+
+
+def _finetune(args: argparse.Namespace) -> list[dict]:
+    from physrep.config import apply_overrides, from_dict, preset_path, read_yaml, to_dict
+    from physrep.data.validate import present_splits
+    from physrep.data.windows import WindowConfig
+    from physrep.eval.embed import encoder_windows
+    from physrep.eval.finetune import FinetuneConfig, finetune, result_rows
+    from physrep.models.export import load_encoder
+
+    if args.source == "features":
+        raise PhysrepError("--finetune needs an encoder file, not 'features'")
+    if args.windows:
+        base = read_yaml(preset_path("windows", args.windows))
+    else:
+        base = to_dict(encoder_windows(load_encoder(args.source)))
+    windows = from_dict(WindowConfig, apply_overrides(base, args.overrides))
+    cfg = FinetuneConfig(**({"epochs": args.epochs} if args.epochs else {}))
+    splits = tuple(s for s in ("test", "test_ood") if s in present_splits(args.data))
+    method = f"{Path(args.source).parent.name}_finetuned"
+    rows = []
+    for fraction in _csv(args.fractions, float):
+        for seed in _csv(args.seeds, int):
+            result = finetune(args.source, args.data, cfg, fraction, seed, splits, windows)
+            rows += result_rows(args.data.name, method, result, fraction, seed)
+    return rows
 
 
 def _args_benchmark(p: argparse.ArgumentParser) -> None:
@@ -336,7 +370,7 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     ),
     "inspect": ("summarise and validate a Well-format dataset", _args_inspect, _run_inspect),
     "pretrain": (
-        "pretrain an encoder (jepa, videomae or the supervised control) on a dataset",
+        "pretrain an encoder (jepa, videomae, autoregressive, disco, supervised) on a dataset",
         _args_pretrain,
         _run_pretrain,
     ),

@@ -6,6 +6,9 @@ embed (every encoder, and the physics features) → probe under every protocol �
 report. Each stage writes files under OUT and is skipped when its output exists, so an
 interrupted benchmark resumes where it stopped; `rerun=True` recomputes everything.
 
+Methods listed in `finetune_methods` are also fine-tuned end to end with an attentive head
+(the paper's MPP protocol), on the same fractions and seeds, as rows `<method>_finetuned`.
+
 Protocols: the within-file trajectory split of The Well (`test`), the held-out-parameter
 split (`test_ood`: parameter values no stage ever trained on, when the dataset has one), data
 efficiency (probes on a seeded, nested fraction of the training trajectories), and seeds
@@ -30,11 +33,18 @@ from physrep.atomic import save_npz_atomic, write_text_atomic
 from physrep.config import from_dict, merge, preset_path, read_yaml, to_dict
 from physrep.data.windows import WindowConfig
 from physrep.errors import ConfigError, PhysrepError
-from physrep.eval.embed import FEATURES, Embeddings, SplitEmbeddings, load_or_embed
+from physrep.eval.embed import (
+    FEATURES,
+    Embeddings,
+    SplitEmbeddings,
+    chosen_trajectories,
+    load_or_embed,
+)
+from physrep.eval.finetune import FinetuneConfig
 from physrep.eval.metrics import estimate_metrics
 from physrep.eval.probes import PROBES, ProbeConfig, fit_probe
 
-LEARNED = ("jepa", "videomae")
+LEARNED = ("jepa", "videomae", "autoregressive", "disco")
 CONTROLS = ("mean", "random_init", "features", "supervised")
 TEST_SPLITS = ("test", "test_ood")
 
@@ -64,6 +74,8 @@ class BenchmarkConfig:
     fractions: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0])
     efficiency_probes: list[str] = field(default_factory=lambda: ["attentive", "ridge"])
     headline_probe: str = "attentive"
+    finetune_methods: list[str] = field(default_factory=list)  # also fine-tuned end to end
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     embed_batch: int = 32
     sim_workers: int = 0  # 0: one per core
 
@@ -78,6 +90,9 @@ class BenchmarkConfig:
         for name in (*self.probes, *self.efficiency_probes, self.headline_probe):
             if name not in PROBES:
                 raise ConfigError(f"unknown probe '{name}' (known: {', '.join(PROBES)})")
+        for name in self.finetune_methods:
+            if name not in self.methods:
+                raise ConfigError(f"key 'finetune_methods': '{name}' is not in 'methods'")
         if any(not 0 < f <= 1 for f in self.fractions) or 1.0 not in self.fractions:
             raise ConfigError("key 'fractions' must lie in (0, 1] and include 1.0")
 
@@ -108,6 +123,7 @@ def load_benchmark(preset: str | Path, methods: list[str] | None = None) -> Benc
             )
         cfg.methods = [m for m in cfg.methods if m in methods]
         cfg.controls = [m for m in cfg.controls if m in methods]
+        cfg.finetune_methods = [m for m in cfg.finetune_methods if m in cfg.methods]
     return cfg
 
 
@@ -193,6 +209,9 @@ class Benchmark:
                 rows += self.probe(name, method, pseed, emb)
             if pseed == self.cfg.pretrain_seeds[0]:
                 self.save_projection(name, method, emb)
+            if method in self.cfg.finetune_methods:
+                with self.stage(name, f"finetune {method} s{pseed}"):
+                    rows += self.finetune(name, data_dir, method, pseed, source, fingerprint)
         if "mean" in self.cfg.controls:
             if not sources:
                 raise ConfigError("the mean control needs one other method (it reads targets)")
@@ -289,6 +308,61 @@ class Benchmark:
         )
         write_text_atomic(cache, json.dumps(rows, indent=1) + "\n")
         return rows
+
+    def finetune(
+        self, name: str, data_dir: Path, method: str, pretrain_seed: int, encoder: Path, data: str
+    ) -> list[dict]:
+        """End-to-end fine-tuning of `encoder` with an attentive head on every fraction × seed
+        the attentive probe runs on; each run's rows cached on its own (resumable)."""
+        from physrep.eval.embed import file_digest
+        from physrep.eval.finetune import finetune, result_rows
+
+        cfg = self.cfg
+        windows = self.probe_windows(name)
+        keyed = {
+            "encoder": file_digest(encoder),
+            "data": data,
+            "windows": to_dict(windows),
+            "finetune": to_dict(cfg.finetune),
+        }
+        key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
+        efficient = "attentive" in cfg.efficiency_probes
+        fractions = [f for f in cfg.fractions if f == 1.0 or efficient]
+        label = f"{method}_finetuned"
+        splits = tuple(s for s in TEST_SPLITS if (data_dir / "data" / s).is_dir())
+        rows: list[dict] = []
+        for fraction, seed in tqdm(
+            [(f, s) for f in fractions for s in cfg.probe_seeds],
+            desc=f"finetune {name}/{method}",
+            disable=not self.progress,
+            leave=False,
+        ):
+            cache = (
+                self.out
+                / name
+                / "finetune"
+                / f"{label}-s{pretrain_seed}-f{fraction}-{seed}-{key}.json"
+            )
+            if cache.is_file() and not self.rerun:
+                rows += json.loads(cache.read_text())
+                continue
+            result = finetune(encoder, data_dir, cfg.finetune, fraction, seed, splits, windows)
+            made = result_rows(name, label, result, fraction, seed, pretrain_seed)
+            if (fraction, seed, pretrain_seed) == (1.0, cfg.probe_seeds[0], cfg.pretrain_seeds[0]):
+                for split, got in result.splits.items():
+                    self._save_finetuned(name, label, split, seed, got, result.targets)
+            write_text_atomic(cache, json.dumps(made, indent=1) + "\n")
+            rows += made
+        return rows
+
+    def _save_finetuned(self, name, label, split, seed, got, targets) -> None:
+        save_npz_atomic(
+            self.out / name / "predictions" / f"{label}__attentive__{split}__f1__s{seed}.npz",
+            pred=targets.decode(got.pred),
+            true=targets.decode(got.params),
+            trajectory=got.trajectory,
+            names=np.array(targets.names),
+        )
 
     def mean_control(self, name: str, emb: Embeddings) -> list[dict]:
         """Predict the mean of the training targets: MSE ≈ 1 by construction."""
@@ -415,11 +489,9 @@ def run_probes(
 def subset_trajectories(split: SplitEmbeddings, fraction: float, seed: int) -> SplitEmbeddings:
     """The windows of a seeded `fraction` of the split's trajectories (nested: for one seed,
     a smaller fraction's trajectories are a subset of a larger one's)."""
-    ids = np.unique(split.trajectory)
     if fraction >= 1.0:
         return split
-    order = np.random.default_rng(seed).permutation(ids)
-    keep = np.isin(split.trajectory, order[: max(1, round(fraction * len(ids)))])
+    keep = np.isin(split.trajectory, chosen_trajectories(split.trajectory, fraction, seed))
     return SplitEmbeddings(*(getattr(split, f.name)[keep] for f in dataclasses.fields(split)))
 
 

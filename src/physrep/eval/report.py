@@ -30,10 +30,20 @@ from matplotlib.figure import Figure
 from physrep.atomic import write_text_atomic
 from physrep.eval.results import read_results, summarise, validate_rows
 
-METHOD_ORDER = ["mean", "random_init", "features", "jepa", "videomae", "supervised"]
+METHOD_ORDER = [
+    "mean",
+    "random_init",
+    "features",
+    "jepa",
+    "videomae",
+    "autoregressive",
+    "autoregressive_finetuned",
+    "disco",
+    "supervised",
+]
 PROBE_ORDER = ["attentive", "linear", "mlp", "ridge"]
 CONTROL = "mean"  # the control row: no encoder, no probe (probe "none"); shown in every table
-PREDICTION_METHODS = ("random_init", "features", "jepa", "videomae", "supervised")
+PREDICTION_METHODS = tuple(m for m in METHOD_ORDER if m != "mean")
 LOG_PARAMETERS = ("Reynolds", "Rayleigh")  # span decades: plotted on log axes
 MISSING = "—"
 # What reading a damaged optional input (npz, csv) can raise; such a file is skipped, not fatal.
