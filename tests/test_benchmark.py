@@ -62,6 +62,7 @@ def test_results_cover_every_method_probe_split_fraction_and_seed(tiny_run):
 def test_report_and_tables_are_written(tiny_run):
     md = (tiny_run / "results.md").read_text()
     assert "| jepa |" in md and "Held-out" in md and "Wall time per stage" in md
+    assert "## Embedding diagnostics" in md and "| shear_flow | disco | 0 |" in md
     html = (tiny_run / "report.html").read_text()
     assert html.count("<img") >= 4
     stages = json.loads((tiny_run / "timings.json").read_text())

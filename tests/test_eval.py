@@ -12,7 +12,12 @@ from physrep.config import load_config, preset_path
 from physrep.data.targets import ParamTargets
 from physrep.data.windows import WellWindows, WindowConfig
 from physrep.eval.embed import FEATURES, load_or_embed
-from physrep.eval.metrics import estimate_metrics, per_trajectory, regression_metrics
+from physrep.eval.metrics import (
+    embedding_diagnostics,
+    estimate_metrics,
+    per_trajectory,
+    regression_metrics,
+)
 from physrep.eval.probes import ProbeConfig, fit_probe
 from physrep.train import PretrainConfig, export_initial
 
@@ -157,3 +162,19 @@ def test_metrics_match_hand_computed_values():
     expected_b = np.mean(np.abs(10.0 ** pred[:, 1] - 10.0 ** true[:, 1]))
     assert full["mae_b"] == pytest.approx(expected_b)
     assert full["mae_a"] == pytest.approx(np.mean([1, 0, 0, 2]))
+
+
+def test_embedding_diagnostics_split_the_variance():
+    params = np.repeat([[1.0], [2.0]], 4, axis=0)  # two parameter values, 4 windows each
+    trajectory = np.repeat([0, 1, 2, 3], 2)  # two trajectories per value
+    signal = params[:, 0] - 1.5  # +-0.5: a pure parameter direction
+    ic = np.array([1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0, -1.0])  # a pure trajectory direction
+    tokens = np.stack([signal, ic], axis=1)[:, None, :]  # (N, 1 token, 2)
+    d = embedding_diagnostics(tokens, params, trajectory)
+    # after standardising, each direction holds half the variance: the parameter explains the
+    # first, trajectory identity explains both
+    assert d["param_share"] == pytest.approx(0.5) and d["trajectory_share"] == pytest.approx(1.0)
+    assert d["effective_rank"] == pytest.approx(2.0) and d["top_pc_share"] == pytest.approx(0.5)
+    collapsed = embedding_diagnostics(np.stack([signal, 2 * signal], 1), params, trajectory)
+    assert collapsed["effective_rank"] == pytest.approx(1.0)
+    assert collapsed["param_share"] == pytest.approx(1.0)

@@ -41,7 +41,7 @@ from physrep.eval.embed import (
     load_or_embed,
 )
 from physrep.eval.finetune import FinetuneConfig
-from physrep.eval.metrics import estimate_metrics
+from physrep.eval.metrics import embedding_diagnostics, estimate_metrics
 from physrep.eval.probes import PROBES, ProbeConfig, fit_probe
 
 LEARNED = ("jepa", "videomae", "autoregressive", "disco")
@@ -209,6 +209,7 @@ class Benchmark:
                 rows += self.probe(name, method, pseed, emb)
             if pseed == self.cfg.pretrain_seeds[0]:
                 self.save_projection(name, method, emb)
+            self.save_diagnostics(name, method, pseed, emb)
             if method in self.cfg.finetune_methods:
                 with self.stage(name, f"finetune {method} s{pseed}"):
                     rows += self.finetune(name, data_dir, method, pseed, source, fingerprint)
@@ -404,6 +405,14 @@ class Benchmark:
             names=np.array(emb.names),
         )
 
+    def save_diagnostics(self, name: str, method: str, pretrain_seed: int, emb: Embeddings) -> None:
+        """Window-level variance diagnostics of the train embeddings (see `diagnostics_table`)."""
+        train = emb.splits["train"]
+        found = embedding_diagnostics(train.tokens, train.params_raw, train.trajectory)
+        record = {"dataset": name, "method": method, "pretrain_seed": pretrain_seed, **found}
+        path = self.out / name / "diagnostics" / f"{method}-s{pretrain_seed}.json"
+        write_text_atomic(path, json.dumps(record, indent=1) + "\n")
+
     def write_outputs(self, rows: list[dict]) -> None:
         from physrep.eval.results import write_results
 
@@ -501,7 +510,8 @@ def write_tables_and_report(
     """results.md and report.html from result rows, stage timings and free-form notes."""
     from physrep.eval.report import write_report, write_results_md
 
-    text = "\n\n".join(n for n in (notes, timing_table(timings)) if n)
+    parts = (notes, diagnostics_table(out), timing_table(timings))
+    text = "\n\n".join(n for n in parts if n)
     write_results_md(rows, out / "results.md", notes=text)
     write_report(out, rows, notes=text)
 
@@ -517,6 +527,39 @@ def rewrite_report(out: str | Path, notes: str = "") -> Path:
     timings = json.loads(timings_file.read_text()) if timings_file.is_file() else []
     write_tables_and_report(out, rows, timings, notes)
     return out / "report.html"
+
+
+def diagnostics_table(out: Path) -> str:
+    """Markdown table of every embedding's window-level diagnostics found under `out`."""
+    from physrep.eval.report import METHOD_ORDER
+
+    records = []
+    for path in sorted(Path(out).glob("*/diagnostics/*.json")):
+        try:
+            records.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue  # a damaged optional file is left out, not fatal
+    if not records:
+        return ""
+    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    records.sort(key=lambda r: (r["dataset"], rank.get(r["method"], 99), r["method"]))
+    lines = [
+        "## Embedding diagnostics (train windows, mean-pooled, standardised)",
+        "",
+        "Effective rank of the window embeddings, and the share of their variance explained by "
+        "the parameter values and by trajectory identity (the excess over the parameter share "
+        "is initial-condition identity, which a probe must learn to ignore).",
+        "",
+        "| dataset | method | pretrain seed | effective rank | parameter share | "
+        "trajectory share | top PC share |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['dataset']} | {r['method']} | {r['pretrain_seed']} | {r['effective_rank']:.1f} "
+        f"| {r['param_share']:.2f} | {r['trajectory_share']:.2f} | {r['top_pc_share']:.2f} |"
+        for r in records
+    ]
+    return "\n".join([*lines, ""])
 
 
 def timing_table(timings: list[dict]) -> str:

@@ -65,3 +65,39 @@ def estimate_metrics(
         )
     )
     return out
+
+
+def embedding_diagnostics(
+    tokens: np.ndarray, params_raw: np.ndarray, trajectory: np.ndarray
+) -> dict[str, float]:
+    """Where the variance of window embeddings goes: a representation can fail a probe by
+    collapsing (low rank) or by spending its variance on what the probe must ignore.
+
+    On the standardised, mean-pooled embeddings (N, D): `effective_rank` (exp entropy of the
+    normalised squared singular values), `param_share` (fraction of the variance explained by
+    the parameter value, i.e. between-group over total with one group per parameter
+    combination), `trajectory_share` (the same with one group per trajectory: the part above
+    `param_share` is initial-condition identity) and `top_pc_share`.
+    """
+    x = tokens.mean(1, dtype=np.float64) if tokens.ndim == 3 else np.asarray(tokens, np.float64)
+    sd = x.std(0)
+    x = (x - x.mean(0)) / np.where(sd > 0, sd, 1.0)
+    total = float((x**2).sum())
+    s2 = np.linalg.svd(x, compute_uv=False) ** 2
+    p = s2 / max(s2.sum(), 1e-300)
+    nz = p[p > 0]
+
+    def share(labels: np.ndarray) -> float:
+        _, group = np.unique(labels, axis=0, return_inverse=True)
+        group = group.reshape(-1)
+        sums = np.zeros((group.max() + 1, x.shape[1]))
+        np.add.at(sums, group, x)
+        counts = np.bincount(group)[:, None]
+        return float(((sums / counts) ** 2 * counts).sum() / max(total, 1e-300))
+
+    return {
+        "effective_rank": float(np.exp(-(nz * np.log(nz)).sum())),
+        "param_share": share(np.asarray(params_raw)),
+        "trajectory_share": share(np.asarray(trajectory)),
+        "top_pc_share": float(p[0]),
+    }
