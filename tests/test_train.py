@@ -42,7 +42,7 @@ class Losses(pl.Callback):
         self.values.append(float(outputs["loss"]))
 
 
-@pytest.mark.parametrize("method", ["jepa", "videomae", "supervised"])
+@pytest.mark.parametrize("method", ["jepa", "videomae", "autoregressive", "disco", "supervised"])
 def test_loss_falls_and_encoder_exports(data, tmp_path, method):
     record = Losses()
     cfg = tiny(method, "train.max_epochs=1", "train.max_steps=40", "optim.lr=3e-3")
