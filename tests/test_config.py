@@ -101,3 +101,22 @@ def test_packaged_window_presets_validate():
 def test_dataclass_validate_hook_runs():
     with pytest.raises(ConfigError, match="fraction"):
         from_dict(WindowConfig, {"fraction": 1.5})
+
+
+def test_every_packaged_sim_and_benchmark_preset_validates():
+    from physrep.eval.benchmark import load_benchmark
+    from physrep.sim.base import SimConfig
+    from physrep.sim.runner import plan
+
+    sims = sorted(preset_path("sim", "shear_flow_tiny").parent.glob("*.yaml"))
+    for path in sims:
+        cfg = load_config(SimConfig, path)
+        assert path.stem.startswith(cfg.system) and plan(cfg), path
+    benchmarks = sorted(preset_path("benchmark", "tiny").parent.glob("*.yaml"))
+    assert {"tiny", "demo", "small", "paper"} <= {p.stem for p in benchmarks}
+    for path in benchmarks:
+        cfg = load_benchmark(path)
+        for name, spec in cfg.datasets.items():
+            sim = preset_path("sim", f"{spec.system}_{spec.sim}")  # raises if it is missing
+            assert sim.is_file(), (path.stem, name)
+        preset_path("pretrain", cfg.pretrain)
