@@ -319,6 +319,16 @@ def masked_patch_mse(
     return {"loss": loss, "masked_fraction": mask.float().mean()}
 
 
+def normalised_mse(pred: Tensor, target: Tensor, eps: float) -> Tensor:
+    """MSE per sample and channel over the remaining axes ((H, W) for a frame, (T, H, W) for a
+    rollout), divided by the target's variance there plus `eps`, then averaged (MPP's
+    normalised MSE): every field counts alike whatever its amplitude; 1.0 is predicting the
+    target's mean."""
+    dims = tuple(range(2, target.ndim))
+    err = (pred - target).square().mean(dim=dims)
+    return (err / (target.var(dim=dims, correction=0) + eps)).mean()
+
+
 # --------------------------------------------------------------------------------------------
 # Collapse monitors
 
@@ -366,6 +376,7 @@ __all__ = [
     "epps_pulley_quadrature",
     "jepa_regularised_loss",
     "masked_patch_mse",
+    "normalised_mse",
     "pooled_std",
     "sigreg",
     "variance_term",

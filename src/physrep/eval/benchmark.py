@@ -315,6 +315,7 @@ class Benchmark:
     ) -> list[dict]:
         """End-to-end fine-tuning of `encoder` with an attentive head on every fraction × seed
         the attentive probe runs on; each run's rows cached on its own (resumable)."""
+        from physrep.data.validate import present_splits
         from physrep.eval.embed import file_digest
         from physrep.eval.finetune import finetune, result_rows
 
@@ -330,7 +331,7 @@ class Benchmark:
         efficient = "attentive" in cfg.efficiency_probes
         fractions = [f for f in cfg.fractions if f == 1.0 or efficient]
         label = f"{method}_finetuned"
-        splits = tuple(s for s in TEST_SPLITS if (data_dir / "data" / s).is_dir())
+        splits = tuple(s for s in TEST_SPLITS if s in present_splits(data_dir))
         rows: list[dict] = []
         for fraction, seed in tqdm(
             [(f, s) for f in fractions for s in cfg.probe_seeds],

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from physrep.errors import ConfigError
+from physrep.losses import normalised_mse
 from physrep.methods.common import OptimConfig, PretrainModule, log_terms
 from physrep.models.avit import AVIT_PRESETS, AViT
 
@@ -26,12 +27,6 @@ class AutoregressiveConfig:
     # units: a nearly uniform channel (variance << 1e-2) then weighs like an ordinary one
     # instead of dividing its error by ~0
     eps: float = 1e-2
-
-
-def nmse(pred: torch.Tensor, target: torch.Tensor, eps: float) -> torch.Tensor:
-    """Mean over samples and channels of MSE / spatial variance of the target; (B, C, H, W)."""
-    err = (pred - target).pow(2).mean(dim=(-2, -1))
-    return (err / (target.var(dim=(-2, -1), unbiased=False) + eps)).mean()
 
 
 class Autoregressive(PretrainModule):
@@ -73,9 +68,9 @@ class Autoregressive(PretrainModule):
 
     def loss(self, batch: dict) -> dict[str, torch.Tensor]:
         context, target = batch["context"], batch["target"][:, :, 0]
-        loss = nmse(self.encoder(context), target, self.cfg.eps)
+        loss = normalised_mse(self.encoder(context), target, self.cfg.eps)
         with torch.no_grad():
-            copy_loss = nmse(context[:, :, -1], target, self.cfg.eps)
+            copy_loss = normalised_mse(context[:, :, -1], target, self.cfg.eps)
         return {"loss": loss, "copy_loss": copy_loss}
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

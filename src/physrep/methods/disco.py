@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from physrep.losses import normalised_mse
 from physrep.methods.common import OptimConfig, PretrainModule, log_terms
 from physrep.models.disco import DISCO_PRESETS, DiscoEncoder
 
@@ -23,14 +24,6 @@ class DiscoConfig:
     encoder_args: dict = field(default_factory=dict)  # overrides of the preset
     rollout_steps: int = 4  # target frames rolled out and matched (at most the window's)
     eps: float = 1e-2  # added to the target variance, in the windows' (z-scored) units
-
-
-def normalised_mse(pred: torch.Tensor, target: torch.Tensor, eps: float) -> torch.Tensor:
-    """MSE per sample and channel over (T, H, W), divided by the target's variance there, then
-    averaged: every field counts alike whatever its amplitude, and 1.0 is predicting the mean."""
-    err = (pred - target).square().mean(dim=(2, 3, 4))
-    var = target.var(dim=(2, 3, 4), correction=0)
-    return (err / (var + eps)).mean()
 
 
 class Disco(PretrainModule):
