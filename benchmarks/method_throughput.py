@@ -13,14 +13,13 @@ Setting `--threads 1` and running one process per core beats 2 threads on a shar
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 
 import torch
 
 from physrep.config import load_config, preset_path
-from physrep.methods import METHODS
+from physrep.methods import METHODS, DataShape
 from physrep.train import PretrainConfig
 
 BATCH, FRAMES = 8, 16
@@ -34,15 +33,8 @@ SHAPES = [
 
 def build(method: str, channels: int, size: tuple[int, int], periodic: tuple[bool, bool]):
     cfg = load_config(PretrainConfig, preset_path("pretrain", "small"), [f"method={method}"])
-    common = {"in_channels": channels, "frames": FRAMES, "seed": 0}
-    if method == "supervised":
-        encoder = {k: getattr(cfg.jepa, k) for k in ("encoder", "encoder_args", "padding")}
-        return METHODS[method](n_params=2, periodic=periodic, supervised=encoder, **common)
-    section = dataclasses.asdict(getattr(cfg, method))
-    if method == "jepa":
-        return METHODS[method](periodic=periodic, jepa=section, **common)
-    extra = {} if method == "videomae" else {"periodic": periodic}
-    return METHODS[method](image_size=size, **{method: section}, **extra, **common)
+    shape = DataShape(channels, FRAMES, size, periodic, n_params=2)
+    return METHODS[method].from_config(cfg, shape)
 
 
 def time_steps(module, batch: dict, steps: int) -> float:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from physrep.data.windows import WellWindows, WindowConfig, make_loader
+from physrep.errors import ConfigError
 from physrep.methods.disco import Disco, normalised_mse
 from physrep.models.disco import DISCO_PRESETS, DiscoEncoder, OperatorNet
 
@@ -157,9 +158,9 @@ def test_bad_inputs_raise_clear_errors():
         tiny_encoder(size=(10, 12))
     with pytest.raises(ValueError, match="odd"):
         OperatorNet(3, 4, kernel=2)
-    with pytest.raises(ValueError, match="rollout_steps"):
+    with pytest.raises(ConfigError, match="disco.rollout_steps: must be in"):
         Disco(3, 4, (8, 12), disco={"rollout_steps": 5, "encoder_args": {"patch": 4}})
-    with pytest.raises(ValueError, match="unknown DISCO encoder preset"):
+    with pytest.raises(ConfigError, match="key 'encoder' must be one of"):
         Disco(3, 4, (8, 12), disco={"encoder": "huge"})
 
 

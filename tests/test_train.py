@@ -253,6 +253,27 @@ def test_ema_target_follows_the_encoder(data, tmp_path):
         assert not t.requires_grad
 
 
+class Counts(Losses):
+    def on_train_end(self, trainer, module):
+        self.steps, self.ema_updates = trainer.global_step, module.ema_updates
+
+
+def test_ema_moves_once_per_optimiser_step_under_accumulation(data, tmp_path):
+    """global_batch = 2 x batch_size: two batches per optimiser step, one EMA update each."""
+    record = Counts()
+    cfg = tiny(
+        "jepa",
+        "jepa.ema=0.9",
+        "train.max_epochs=1",
+        "train.batch_size=2",
+        "train.global_batch=4",
+        "data.stride=8",
+    )
+    pretrain(cfg, data, tmp_path / "ema", callbacks=[record])
+    assert record.steps >= 2 and len(record.values) == 2 * record.steps
+    assert record.ema_updates == record.steps
+
+
 def test_torchrun_launches_data_parallel_pretraining(data, tmp_path):
     """`torchrun --nproc-per-node 2 -m physrep pretrain ...`: Lightning takes the launcher's
     layout (no train.devices needed), both ranks train, rank 0 writes the outputs."""

@@ -24,6 +24,22 @@ from physrep.errors import ConfigError
 T = TypeVar("T")
 
 
+class InvalidValue(ConfigError):
+    """A value of the right type outside its allowed range. A dataclass's `validate` raises
+    it with the field's own name; `from_dict` prefixes the section, so the user reads the
+    full key (`optim.lr`), whichever section the dataclass sits in."""
+
+    def __init__(self, key: str, rule: str, value: Any):
+        self.key, self.rule, self.value = key, rule, value
+        super().__init__(f"key '{key}' must be {rule}, got {value!r}")
+
+
+def check(ok: bool, key: str, rule: str, value: Any) -> None:
+    """Raise `InvalidValue(key, rule, value)` unless `ok`: one line per range rule."""
+    if not ok:
+        raise InvalidValue(key, rule, value)
+
+
 def preset_path(kind: str, name: str) -> Path:
     """Path of the packaged preset `configs/<kind>/<name>.yaml`."""
     path = Path(str(resources.files("physrep") / "configs" / kind / f"{name}.yaml"))
@@ -101,7 +117,10 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: {exc}") from None
     validate = getattr(obj, "validate", None)
     if callable(validate):
-        validate()
+        try:
+            validate()
+        except InvalidValue as exc:
+            raise InvalidValue(prefix + exc.key, exc.rule, exc.value) from None
     return obj
 
 

@@ -16,22 +16,17 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from physrep.config import check
 from physrep.data.windows import WellWindows, WindowConfig, make_loader
 from physrep.errors import PhysrepError
-from physrep.methods.autoregressive import AutoregressiveConfig
+from physrep.methods import METHODS, DataShape, PretrainModule
 from physrep.methods.common import OptimConfig
-from physrep.methods.disco import DiscoConfig
-from physrep.methods.jepa import JEPAConfig
-from physrep.methods.videomae import VideoMAEConfig
 from physrep.models.export import export_encoder
-
-Method = Literal["jepa", "videomae", "autoregressive", "disco", "supervised"]
 
 
 class TrainingDiverged(PhysrepError):
@@ -55,18 +50,60 @@ class TrainConfig:
     val_every: int = 1  # epochs
     deterministic: bool = True
 
+    def validate(self) -> None:
+        for key in ("batch_size", "global_batch", "devices", "num_nodes", "log_every"):
+            check(getattr(self, key) >= 1, key, ">= 1", getattr(self, key))
+        check(self.val_every >= 1, "val_every", ">= 1", self.val_every)
+        check(self.num_workers >= 0, "num_workers", ">= 0", self.num_workers)
+        check(
+            self.max_steps == -1 or self.max_steps >= 1, "max_steps", "-1 or >= 1", self.max_steps
+        )
+        # an epoch count of 0 would export an untrained encoder as if it were trained
+        if self.max_steps == -1:
+            check(self.max_epochs >= 1, "max_epochs", ">= 1", self.max_epochs)
+        else:
+            check(
+                self.max_epochs >= 1 or self.max_epochs == -1,
+                "max_epochs",
+                "-1 or >= 1",
+                self.max_epochs,
+            )
+        check(
+            self.accelerator in ("auto", "cpu", "gpu"),
+            "accelerator",
+            "auto, cpu or gpu",
+            self.accelerator,
+        )
+
 
 @dataclass
-class PretrainConfig:
-    method: Method = "jepa"
+class _PretrainBase:
+    method: str = "jepa"  # a key of physrep.methods.METHODS
     seed: int = 0
     data: WindowConfig = field(default_factory=WindowConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    jepa: JEPAConfig = field(default_factory=JEPAConfig)
-    videomae: VideoMAEConfig = field(default_factory=VideoMAEConfig)
-    autoregressive: AutoregressiveConfig = field(default_factory=AutoregressiveConfig)
-    disco: DiscoConfig = field(default_factory=DiscoConfig)
+
+    def validate(self) -> None:
+        check(self.method in METHODS, "method", f"one of {', '.join(METHODS)}", self.method)
+
+
+# The sections of the registered methods (`jepa:`, `videomae:`, ...) are added from the
+# registry, so a new method needs no edit here.
+PretrainConfig = dataclasses.make_dataclass(
+    "PretrainConfig",
+    [
+        (name, m.config_class, field(default_factory=m.config_class))
+        for name, m in METHODS.items()
+        if m.config_class is not None
+    ],
+    bases=(_PretrainBase,),
+    namespace={
+        "__module__": __name__,
+        "__doc__": "Everything a pretraining run depends on: method, seed, data, train, "
+        "optim, and one section per registered method.",
+    },
+)
 
 
 def launcher_layout(cfg: TrainConfig) -> tuple[int, int]:
@@ -94,40 +131,23 @@ def build_windows(cfg: PretrainConfig, data_dir: str | Path) -> tuple[WellWindow
     return train, valid
 
 
-def build_module(cfg: PretrainConfig, windows: WellWindows):
-    """The method's LightningModule, sized to the windows (channels, frames, frame shape) and
-    told which spatial axes are periodic (walls are not, and a cropped axis no longer is).
-
-    The supervised control uses JEPA's encoder section, so it is the same architecture.
-    """
-    from physrep.methods import JEPA, Autoregressive, Disco, Supervised, VideoMAE
-
-    common = {
-        "in_channels": windows.n_channels,
-        "frames": cfg.data.frames,
-        "optim": dataclasses.asdict(cfg.optim),
-        "seed": cfg.seed,
-    }
+def data_shape(cfg: PretrainConfig, windows: WellWindows) -> DataShape:
+    """What the method must know of the windows; an axis is periodic when its boundaries are
+    and it is not cropped (walls are not, and a cropped axis no longer is)."""
     crop = cfg.data.crop or [None, None]
     periodic = tuple(bc == (2, 2) and c is None for bc, c in zip(windows.boundaries, crop))
-    if cfg.method == "jepa":
-        return JEPA(periodic=periodic, jepa=dataclasses.asdict(cfg.jepa), **common)
-    if cfg.method == "supervised":
-        encoder = {k: getattr(cfg.jepa, k) for k in ("encoder", "encoder_args", "padding")}
-        return Supervised(
-            n_params=len(windows.param_names), periodic=periodic, supervised=encoder, **common
-        )
-    if cfg.method == "autoregressive":
-        section = dataclasses.asdict(cfg.autoregressive)
-        return Autoregressive(
-            image_size=windows.frame_shape, periodic=periodic, autoregressive=section, **common
-        )
-    if cfg.method == "disco":
-        section = dataclasses.asdict(cfg.disco)
-        return Disco(image_size=windows.frame_shape, periodic=periodic, disco=section, **common)
-    return VideoMAE(
-        image_size=windows.frame_shape, videomae=dataclasses.asdict(cfg.videomae), **common
+    return DataShape(
+        channels=windows.n_channels,
+        frames=cfg.data.frames,
+        frame_shape=tuple(windows.frame_shape),
+        periodic=periodic,
+        n_params=len(windows.param_names),
     )
+
+
+def build_module(cfg: PretrainConfig, windows: WellWindows) -> PretrainModule:
+    """The registered method's LightningModule, sized to the windows."""
+    return METHODS[cfg.method].from_config(cfg, data_shape(cfg, windows))
 
 
 def build_trainer(

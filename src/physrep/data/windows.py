@@ -23,6 +23,7 @@ from the_well.data import WellDataset
 from the_well.data.normalization import RMSNormalization, ZScoreNormalization
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from physrep.config import check
 from physrep.data.targets import ParamTargets
 from physrep.data.validate import DatasetInfo, inspect_dataset, load_stats
 from physrep.data.wellformat import FIELD_GROUPS, as_str_list
@@ -44,19 +45,16 @@ class WindowConfig:
     transforms: dict[str, Literal["linear", "log10"]] = field(default_factory=dict)
 
     def validate(self) -> None:
-        if self.frames < 1 or self.stride < 1:
-            raise ConfigError("keys 'frames' and 'stride' must be at least 1")
-        if not 0.0 < self.fraction <= 1.0:
-            raise ConfigError(f"key 'fraction' must be in (0, 1], got {self.fraction}")
-        if self.noise_std < 0:
-            raise ConfigError(f"key 'noise_std' must be >= 0, got {self.noise_std}")
-        if self.resize is not None and (len(self.resize) != 2 or min(self.resize) < 1):
-            raise ConfigError(f"key 'resize' must be two positive sizes, got {self.resize}")
+        check(self.frames >= 1, "frames", ">= 1", self.frames)
+        check(self.stride >= 1, "stride", ">= 1", self.stride)
+        check(0.0 < self.fraction <= 1.0, "fraction", "in (0, 1]", self.fraction)
+        check(self.noise_std >= 0, "noise_std", ">= 0", self.noise_std)
+        if self.resize is not None:
+            ok = len(self.resize) == 2 and min(self.resize) >= 1
+            check(ok, "resize", "two positive sizes", self.resize)
         for i, c in enumerate(self.crop or []):
-            if c is not None and (len(c) != 2 or c[0] < 0 or c[1] <= c[0]):
-                raise ConfigError(
-                    f"key 'crop[{i}]' must be [start, stop) with 0 <= start < stop, got {c}"
-                )
+            ok = c is None or (len(c) == 2 and 0 <= c[0] < c[1])
+            check(ok, f"crop[{i}]", "[start, stop) with 0 <= start < stop", c)
 
 
 class WellWindows(Dataset):

@@ -1,17 +1,19 @@
-"""Pretraining objectives, one LightningModule each; every one has `encode(x) -> (B, N, D)`."""
+"""Pretraining objectives, one LightningModule each, and their registry.
+
+Every method subclasses `PretrainModule` (shared steps, optimiser, export) and implements
+`from_config`, `loss` and `trainable`. A new method is one file here and one entry in
+`METHODS`: its config section (`config_class`) joins `PretrainConfig` by itself.
+"""
 
 from physrep.methods.autoregressive import Autoregressive, AutoregressiveConfig
+from physrep.methods.common import DataShape, PretrainModule
 from physrep.methods.disco import Disco, DiscoConfig
 from physrep.methods.jepa import JEPA, JEPAConfig
 from physrep.methods.supervised import Supervised, SupervisedConfig
 from physrep.methods.videomae import VideoMAE, VideoMAEConfig
 
-METHODS = {
-    "jepa": JEPA,
-    "videomae": VideoMAE,
-    "autoregressive": Autoregressive,
-    "disco": Disco,
-    "supervised": Supervised,
+METHODS: dict[str, type[PretrainModule]] = {
+    m.name: m for m in (JEPA, VideoMAE, Autoregressive, Disco, Supervised)
 }
 
 __all__ = [
@@ -19,9 +21,11 @@ __all__ = [
     "METHODS",
     "Autoregressive",
     "AutoregressiveConfig",
+    "DataShape",
     "Disco",
     "DiscoConfig",
     "JEPAConfig",
+    "PretrainModule",
     "Supervised",
     "SupervisedConfig",
     "VideoMAE",

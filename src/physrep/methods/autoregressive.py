@@ -4,19 +4,23 @@ The model sees the context clip and predicts the frame right after it; the loss 
 normalised MSE (per sample and channel, the squared error over the target frame's spatial
 variance), so quiet and energetic channels and trajectories weigh alike. `copy_loss` is the same
 score for persistence (repeating the last context frame): a model that does not beat it has
-learned nothing about the dynamics.
+learned nothing about the dynamics. The probed tokens are the last context step's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
-from physrep.errors import ConfigError
+from physrep.config import check
 from physrep.losses import normalised_mse
-from physrep.methods.common import OptimConfig, PretrainModule, log_terms
+from physrep.methods.common import DataShape, OptimConfig, PretrainModule, encoder_preset
 from physrep.models.avit import AVIT_PRESETS, AViT
+
+if TYPE_CHECKING:
+    from physrep.train import PretrainConfig
 
 
 @dataclass
@@ -28,9 +32,13 @@ class AutoregressiveConfig:
     # instead of dividing its error by ~0
     eps: float = 1e-2
 
+    def validate(self) -> None:
+        encoder_preset(AVIT_PRESETS, self.encoder)
+        check(self.eps >= 0, "eps", ">= 0", self.eps)
+
 
 class Autoregressive(PretrainModule):
-    builder, method_name = "avit", "autoregressive"
+    name, builder, config_class = "autoregressive", "avit", AutoregressiveConfig
 
     def __init__(
         self,
@@ -46,13 +54,8 @@ class Autoregressive(PretrainModule):
         self.save_hyperparameters()
         self.cfg = AutoregressiveConfig(**(autoregressive or {}))
         self.optim_cfg = OptimConfig(**(optim or {}))
-        if self.cfg.encoder not in AVIT_PRESETS:
-            raise ConfigError(
-                f"unknown preset '{self.cfg.encoder}' (one of {', '.join(AVIT_PRESETS)})",
-                "autoregressive.encoder",
-            )
         self.encoder_kwargs = {
-            **AVIT_PRESETS[self.cfg.encoder],
+            **encoder_preset(AVIT_PRESETS, self.cfg.encoder),
             **self.cfg.encoder_args,
             "in_channels": in_channels,
             "frames": frames,
@@ -62,25 +65,26 @@ class Autoregressive(PretrainModule):
         self.encoder = AViT(**self.encoder_kwargs)  # with its head, so fine-tuning gets it all
         self.seed = seed
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, T, H, W) -> (B, h*w, D): the last context step's tokens."""
-        return self.encoder.encode(x)
+    @classmethod
+    def from_config(cls, cfg: PretrainConfig, shape: DataShape) -> Autoregressive:
+        return cls(
+            shape.channels,
+            shape.frames,
+            shape.frame_shape,
+            shape.periodic,
+            autoregressive=asdict(cfg.autoregressive),
+            optim=asdict(cfg.optim),
+            seed=cfg.seed,
+        )
 
-    def loss(self, batch: dict) -> dict[str, torch.Tensor]:
+    def loss(
+        self, batch: dict, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         context, target = batch["context"], batch["target"][:, :, 0]
         loss = normalised_mse(self.encoder(context), target, self.cfg.eps)
         with torch.no_grad():
             copy_loss = normalised_mse(context[:, :, -1], target, self.cfg.eps)
         return {"loss": loss, "copy_loss": copy_loss}
-
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        terms = self.loss(batch)
-        log_terms(self, "train", terms, len(batch["context"]))
-        return terms["loss"]
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        log_terms(self, "val", self.loss(batch), len(batch["context"]))
-        self._val_pooled.append(self.encode(batch["context"]).mean(dim=1).detach())
 
     def trainable(self) -> dict[str, torch.nn.Module]:
         return {"encoder": self.encoder}

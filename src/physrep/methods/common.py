@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
+
+from physrep.config import InvalidValue, check
+
+if TYPE_CHECKING:
+    from physrep.train import PretrainConfig
 
 
 @dataclass
@@ -25,19 +31,48 @@ class OptimConfig:
     warmup_start: float = 0.01
     clip_grad: float = 1.0  # max gradient norm; 0 disables clipping
 
+    def validate(self) -> None:
+        check(self.lr > 0, "lr", "> 0", self.lr)
+        check(0 <= self.min_lr <= self.lr, "min_lr", f"in [0, lr = {self.lr}]", self.min_lr)
+        check(self.weight_decay >= 0, "weight_decay", ">= 0", self.weight_decay)
+        check(all(0 <= b < 1 for b in self.betas), "betas", "two values in [0, 1)", self.betas)
+        check(self.warmup_steps >= 0, "warmup_steps", ">= 0", self.warmup_steps)
+        check(0 < self.warmup_start <= 1, "warmup_start", "in (0, 1]", self.warmup_start)
+        check(self.clip_grad >= 0, "clip_grad", ">= 0 (0 disables clipping)", self.clip_grad)
 
-def convnext_kwargs(cfg, in_channels: int, frames: int, periodic: tuple[bool, bool]) -> dict:
+
+@dataclass(frozen=True)
+class DataShape:
+    """What a method must know of its windows to size its networks."""
+
+    channels: int
+    frames: int
+    frame_shape: tuple[int, int]
+    periodic: tuple[bool, bool]  # per spatial axis: periodic boundaries and not cropped
+    n_params: int  # parameters the supervised control regresses
+
+
+def encoder_preset(presets: dict[str, dict], name: str) -> dict:
+    """The one lookup of an encoder preset by name, with the one error a typo gets (the
+    config section's `validate` calls it, so the full key is named before training starts)."""
+    if name not in presets:
+        raise InvalidValue("encoder", f"one of {', '.join(presets)}", name)
+    return dict(presets[name])
+
+
+def convnext_kwargs(cfg, shape: DataShape) -> dict:
     """ConvNeXt-3D constructor arguments from a method config's `encoder` preset,
     `encoder_args` overrides and `padding` rule (auto: circular on the periodic axes)."""
     from physrep.models import ENCODER_PRESETS
 
+    periodic = shape.periodic
     if cfg.padding != "auto":
         periodic = (cfg.padding == "circular",) * 2
     return {
-        **ENCODER_PRESETS[cfg.encoder],
+        **encoder_preset(ENCODER_PRESETS, cfg.encoder),
         **cfg.encoder_args,
-        "in_channels": in_channels,
-        "frames": frames,
+        "in_channels": shape.channels,
+        "frames": shape.frames,
         "periodic": tuple(periodic),
     }
 
@@ -128,19 +163,53 @@ def log_collapse(module: pl.LightningModule, pooled: list[torch.Tensor]) -> None
 
 
 class PretrainModule(pl.LightningModule):
-    """What every pretraining method shares: one AdamW over its trainable parts, window-level
-    collapse monitors after each validation, and the export of `self.encoder`.
+    """What every pretraining method shares: the training and validation steps on top of the
+    method's `loss`, one AdamW over its trainable parts, window-level collapse monitors after
+    each validation, and the export of `self.encoder`.
 
-    A method sets `builder` ("convnext3d" or "vit"), `method_name`, `self.encoder`,
-    `self.encoder_kwargs`, `self.cfg` and `self.optim_cfg`, and implements `trainable()`.
+    A method sets `name` (its registry key and config section), `builder` (the encoder class
+    `load_encoder` rebuilds), `self.encoder`, `self.encoder_kwargs`, `self.cfg`,
+    `self.optim_cfg` and `self.seed`, and implements `from_config`, `loss` and `trainable`.
+    `loss` returns named scalar terms, "loss" the one optimised; it may add "context_tokens"
+    (B, N, D) when it computed them anyway, which spares validation an extra encoder pass.
     """
 
+    name: str
     builder: str
-    method_name: str
+    config_class: type | None  # the method's config section; None: it reads another's
 
     def __init__(self):
         super().__init__()
         self._val_pooled: list[torch.Tensor] = []
+
+    @classmethod
+    def from_config(cls, cfg: PretrainConfig, shape: DataShape) -> PretrainModule:
+        raise NotImplementedError
+
+    def loss(
+        self, batch: dict, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Loss terms of a batch; random choices (masks, slices) draw from `generator`."""
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, H, W) -> (B, N, D) tokens: the representation probed downstream."""
+        return self.encoder.encode(x)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        terms = self.loss(batch)
+        log_terms(self, "train", terms, len(batch["context"]))
+        return terms["loss"]
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        # the same random choices every validation pass, so val/loss compares across epochs
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + batch_idx)
+        terms = self.loss(batch, generator)
+        log_terms(self, "val", terms, len(batch["context"]))
+        tokens = terms.get("context_tokens")
+        if tokens is None:
+            tokens = self.encode(batch["context"])
+        self._val_pooled.append(tokens.mean(dim=1).detach())
 
     def trainable(self) -> dict[str, nn.Module]:
         raise NotImplementedError
@@ -163,6 +232,6 @@ class PretrainModule(pl.LightningModule):
             "builder": self.builder,
             "kwargs": self.encoder_kwargs,
             "state_dict": self.encoder.state_dict(),
-            "method": self.method_name,
+            "method": self.name,
             "method_config": asdict(self.cfg),
         }

@@ -9,13 +9,19 @@ representation that gets probed (models/disco.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
+from physrep.config import check
+from physrep.errors import ConfigError
 from physrep.losses import normalised_mse
-from physrep.methods.common import OptimConfig, PretrainModule, log_terms
+from physrep.methods.common import DataShape, OptimConfig, PretrainModule, encoder_preset
 from physrep.models.disco import DISCO_PRESETS, DiscoEncoder
+
+if TYPE_CHECKING:
+    from physrep.train import PretrainConfig
 
 
 @dataclass
@@ -25,9 +31,14 @@ class DiscoConfig:
     rollout_steps: int = 4  # target frames rolled out and matched (at most the window's)
     eps: float = 1e-2  # added to the target variance, in the windows' (z-scored) units
 
+    def validate(self) -> None:
+        encoder_preset(DISCO_PRESETS, self.encoder)
+        check(self.rollout_steps >= 1, "rollout_steps", ">= 1", self.rollout_steps)
+        check(self.eps >= 0, "eps", ">= 0", self.eps)
+
 
 class Disco(PretrainModule):
-    builder, method_name = "disco", "disco"
+    name, builder, config_class = "disco", "disco", DiscoConfig
 
     def __init__(
         self,
@@ -42,19 +53,15 @@ class Disco(PretrainModule):
         super().__init__()
         self.save_hyperparameters()
         self.cfg = DiscoConfig(**(disco or {}))
-        if self.cfg.encoder not in DISCO_PRESETS:
-            raise ValueError(
-                f"unknown DISCO encoder preset '{self.cfg.encoder}' "
-                f"(one of {', '.join(DISCO_PRESETS)})"
-            )
         if not 1 <= self.cfg.rollout_steps <= frames:
-            raise ValueError(
-                f"rollout_steps must be in [1, {frames}] (the window's target frames), "
-                f"got {self.cfg.rollout_steps}"
+            raise ConfigError(
+                f"must be in [1, {frames}] (the window's target frames), "
+                f"got {self.cfg.rollout_steps}",
+                "disco.rollout_steps",
             )
         self.optim_cfg = OptimConfig(**(optim or {}))
         self.encoder_kwargs = {
-            **DISCO_PRESETS[self.cfg.encoder],
+            **encoder_preset(DISCO_PRESETS, self.cfg.encoder),
             **self.cfg.encoder_args,
             "in_channels": in_channels,
             "frames": frames,
@@ -64,11 +71,21 @@ class Disco(PretrainModule):
         self.encoder = DiscoEncoder(**self.encoder_kwargs)
         self.seed = seed
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, T, H, W) -> (B, 1, latent): the operator's latent, one token per window."""
-        return self.encoder.encode(x)
+    @classmethod
+    def from_config(cls, cfg: PretrainConfig, shape: DataShape) -> Disco:
+        return cls(
+            shape.channels,
+            shape.frames,
+            shape.frame_shape,
+            shape.periodic,
+            disco=asdict(cfg.disco),
+            optim=asdict(cfg.optim),
+            seed=cfg.seed,
+        )
 
-    def loss(self, batch: dict) -> dict[str, torch.Tensor]:
+    def loss(
+        self, batch: dict, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         context, target = batch["context"], batch["target"]
         steps = min(self.cfg.rollout_steps, target.shape[2])
         target = target[:, :, :steps]
@@ -78,15 +95,6 @@ class Disco(PretrainModule):
             "loss": normalised_mse(pred, target, self.cfg.eps),
             "copy_loss": normalised_mse(copy, target, self.cfg.eps).detach(),
         }
-
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        terms = self.loss(batch)
-        log_terms(self, "train", terms, len(batch["context"]))
-        return terms["loss"]
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        log_terms(self, "val", self.loss(batch), len(batch["context"]))
-        self._val_pooled.append(self.encode(batch["context"]).mean(dim=1).detach())
 
     def trainable(self) -> dict[str, torch.nn.Module]:
         return {"encoder": self.encoder}

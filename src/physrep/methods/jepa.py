@@ -11,16 +11,26 @@ across DDP ranks, so N GPUs compute the loss of the global batch, not N local on
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.distributed as dist
 from torch.distributed.nn.functional import all_gather
 
+from physrep.config import check
 from physrep.losses import jepa_regularised_loss
-from physrep.methods.common import OptimConfig, PretrainModule, convnext_kwargs, log_terms
-from physrep.models import ConvNeXt3D, ConvPredictor
+from physrep.methods.common import (
+    DataShape,
+    OptimConfig,
+    PretrainModule,
+    convnext_kwargs,
+    encoder_preset,
+)
+from physrep.models import ENCODER_PRESETS, ConvNeXt3D, ConvPredictor
+
+if TYPE_CHECKING:
+    from physrep.train import PretrainConfig
 
 
 @dataclass
@@ -40,9 +50,17 @@ class JEPAConfig:
     ema: float = 0.0  # > 0: target encoder = EMA of the encoder with this decay, no gradient
     gather: bool = True  # all-gather statistics across DDP ranks
 
+    def validate(self) -> None:
+        encoder_preset(ENCODER_PRESETS, self.encoder)
+        check(0 <= self.ema < 1, "ema", "in [0, 1) (0: no EMA target)", self.ema)
+        for key in ("sim", "std", "cov", "sigreg_weight"):
+            check(getattr(self, key) >= 0, key, ">= 0", getattr(self, key))
+        check(self.chunks >= 1, "chunks", ">= 1", self.chunks)
+        check(self.sigreg_slices >= 1, "sigreg_slices", ">= 1", self.sigreg_slices)
+
 
 class JEPA(PretrainModule):
-    builder, method_name = "convnext3d", "jepa"
+    name, builder, config_class = "jepa", "convnext3d", JEPAConfig
 
     def __init__(
         self,
@@ -57,22 +75,33 @@ class JEPA(PretrainModule):
         self.save_hyperparameters()
         self.cfg = JEPAConfig(**(jepa or {}))
         self.optim_cfg = OptimConfig(**(optim or {}))
-        self.encoder_kwargs = convnext_kwargs(self.cfg, in_channels, frames, periodic)
+        shape = DataShape(in_channels, frames, (0, 0), tuple(periodic), 0)
+        self.encoder_kwargs = convnext_kwargs(self.cfg, shape)
         self.encoder = ConvNeXt3D(**self.encoder_kwargs)
         dim = self.encoder.embed_dim
         self.predictor = ConvPredictor(
             dim, self.cfg.predictor_hidden or 2 * dim, periodic=self.encoder_kwargs["periodic"]
         )
         self.target_encoder = None
+        self.ema_updates = 0  # EMA steps taken by this process (tests compare optimiser steps)
         if self.cfg.ema > 0:
             self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.seed = seed
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, T, H, W) -> (B, N, D) tokens: the representation probed downstream."""
-        return self.encoder.encode(x)
+    @classmethod
+    def from_config(cls, cfg: PretrainConfig, shape: DataShape) -> JEPA:
+        return cls(
+            shape.channels,
+            shape.frames,
+            shape.periodic,
+            jepa=asdict(cfg.jepa),
+            optim=asdict(cfg.optim),
+            seed=cfg.seed,
+        )
 
-    def loss(self, batch: dict) -> dict[str, torch.Tensor]:
+    def loss(
+        self, batch: dict, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         if self.target_encoder is None:
             # one pass over context and target together: the encoder has no batch statistics,
             # so this is the same computation, and on a CPU about twice as fast (bigger kernels)
@@ -88,7 +117,8 @@ class JEPA(PretrainModule):
             pred_tokens = torch.cat(all_gather(pred_tokens.contiguous()))
             target_tokens = torch.cat(all_gather(target_tokens.contiguous()))
         # Random slices/shuffles must agree across ranks and be reproducible on resume.
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.global_step)
+        if generator is None:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.global_step)
         terms = jepa_regularised_loss(
             pred_tokens,
             target_tokens,
@@ -105,18 +135,13 @@ class JEPA(PretrainModule):
         terms["context_tokens"] = _tokens(context)
         return terms
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        terms = self.loss(batch)
-        log_terms(self, "train", terms, len(batch["context"]))
-        return terms["loss"]
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        terms = self.loss(batch)
-        log_terms(self, "val", terms, len(batch["context"]))
-        self._val_pooled.append(terms["context_tokens"].mean(dim=1).detach())
-
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+    def optimizer_step(self, *args, **kwargs) -> None:
+        """Step, then move the EMA target: once per optimiser step whatever
+        `accumulate_grad_batches` is (a per-batch hook would decay by ema^k with k
+        accumulated batches, so 0.99 over 32 would act like 0.72)."""
+        super().optimizer_step(*args, **kwargs)
         if self.target_encoder is not None:
+            self.ema_updates += 1
             with torch.no_grad():
                 for t, s in zip(self.target_encoder.parameters(), self.encoder.parameters()):
                     t.lerp_(s, 1.0 - self.cfg.ema)

@@ -7,15 +7,18 @@ the encoder, not the head, has to carry the information the downstream probes th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from physrep.methods.common import OptimConfig, PretrainModule, convnext_kwargs, log_terms
+from physrep.methods.common import DataShape, OptimConfig, PretrainModule, convnext_kwargs
 from physrep.models import ConvNeXt3D
+
+if TYPE_CHECKING:
+    from physrep.train import PretrainConfig
 
 
 @dataclass
@@ -26,7 +29,8 @@ class SupervisedConfig:
 
 
 class Supervised(PretrainModule):
-    builder, method_name = "convnext3d", "supervised"
+    # no config section of its own: it reads JEPA's encoder, so it is the same architecture
+    name, builder, config_class = "supervised", "convnext3d", None
 
     def __init__(
         self,
@@ -42,29 +46,32 @@ class Supervised(PretrainModule):
         self.save_hyperparameters()
         self.cfg = SupervisedConfig(**(supervised or {}))
         self.optim_cfg = OptimConfig(**(optim or {}))
-        self.encoder_kwargs = convnext_kwargs(self.cfg, in_channels, frames, periodic)
+        shape = DataShape(in_channels, frames, (0, 0), tuple(periodic), n_params)
+        self.encoder_kwargs = convnext_kwargs(self.cfg, shape)
         self.encoder = ConvNeXt3D(**self.encoder_kwargs)
         dim = self.encoder.embed_dim
         self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, n_params))
         self.seed = seed
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder.encode(x)
+    @classmethod
+    def from_config(cls, cfg: PretrainConfig, shape: DataShape) -> Supervised:
+        encoder = {k: getattr(cfg.jepa, k) for k in ("encoder", "encoder_args", "padding")}
+        return cls(
+            shape.channels,
+            shape.frames,
+            shape.n_params,
+            shape.periodic,
+            supervised=encoder,
+            optim=asdict(cfg.optim),
+            seed=cfg.seed,
+        )
 
-    def loss(self, batch: dict) -> dict[str, torch.Tensor]:
+    def loss(
+        self, batch: dict, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         tokens = self.encoder.encode(batch["context"])
         pred = self.head(tokens.mean(dim=1))
         return {"loss": F.mse_loss(pred, batch["params"]), "context_tokens": tokens}
-
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        terms = self.loss(batch)
-        log_terms(self, "train", terms, len(batch["context"]))
-        return terms["loss"]
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        terms = self.loss(batch)
-        log_terms(self, "val", terms, len(batch["context"]))
-        self._val_pooled.append(terms["context_tokens"].mean(dim=1).detach())
 
     def trainable(self) -> dict[str, nn.Module]:
         return {"encoder": self.encoder, "head": self.head}

@@ -2,18 +2,24 @@
 
 Tube masking (the same spatial patches hidden in every time slot, 90 % by default), an
 asymmetric encoder/decoder (the encoder only ever sees the visible tubes), and MSE on
-per-patch normalised pixels of the masked tubes. Only the context clip is used.
+per-patch normalised pixels of the masked tubes. Only the context clip is used; the frozen
+encoder is probed with every tube visible.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
+from physrep.config import check
 from physrep.losses import masked_patch_mse
-from physrep.methods.common import OptimConfig, PretrainModule, log_terms
+from physrep.methods.common import DataShape, OptimConfig, PretrainModule, encoder_preset
 from physrep.models import VIT_PRESETS, VideoMAEDecoder, VideoViT, patchify, random_tube_keep
+
+if TYPE_CHECKING:
+    from physrep.train import PretrainConfig
 
 
 @dataclass
@@ -26,9 +32,15 @@ class VideoMAEConfig:
     decoder_heads: int = 2
     normalize_pixels: bool = True
 
+    def validate(self) -> None:
+        encoder_preset(VIT_PRESETS, self.encoder)
+        check(0 < self.mask_ratio < 1, "mask_ratio", "in (0, 1)", self.mask_ratio)
+        check(self.decoder_depth >= 1, "decoder_depth", ">= 1", self.decoder_depth)
+        check(self.decoder_heads >= 1, "decoder_heads", ">= 1", self.decoder_heads)
+
 
 class VideoMAE(PretrainModule):
-    builder, method_name = "vit", "videomae"
+    name, builder, config_class = "videomae", "vit", VideoMAEConfig
 
     def __init__(
         self,
@@ -44,7 +56,7 @@ class VideoMAE(PretrainModule):
         self.cfg = VideoMAEConfig(**(videomae or {}))
         self.optim_cfg = OptimConfig(**(optim or {}))
         self.encoder_kwargs = {
-            **VIT_PRESETS[self.cfg.encoder],
+            **encoder_preset(VIT_PRESETS, self.cfg.encoder),
             **self.cfg.encoder_args,
             "in_channels": in_channels,
             "frames": frames,
@@ -62,9 +74,16 @@ class VideoMAE(PretrainModule):
         )
         self.seed = seed
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, T, H, W) -> (B, N, D): all tubes visible, as a frozen encoder is probed."""
-        return self.encoder.encode(x)
+    @classmethod
+    def from_config(cls, cfg: PretrainConfig, shape: DataShape) -> VideoMAE:
+        return cls(
+            shape.channels,
+            shape.frames,
+            shape.frame_shape,
+            videomae=asdict(cfg.videomae),
+            optim=asdict(cfg.optim),
+            seed=cfg.seed,
+        )
 
     def loss(
         self, batch: dict, generator: torch.Generator | None = None
@@ -79,17 +98,6 @@ class VideoMAE(PretrainModule):
         return masked_patch_mse(
             pred, target, mask, normalize=self.cfg.normalize_pixels, channels=x.shape[1]
         )
-
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        terms = self.loss(batch)
-        log_terms(self, "train", terms, len(batch["context"]))
-        return terms["loss"]
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        # the same masks every validation pass, so val/loss is comparable across epochs
-        generator = torch.Generator().manual_seed(self.seed + batch_idx)
-        log_terms(self, "val", self.loss(batch, generator), len(batch["context"]))
-        self._val_pooled.append(self.encode(batch["context"]).mean(dim=1).detach())
 
     def trainable(self) -> dict[str, torch.nn.Module]:
         return {"encoder": self.encoder, "decoder": self.decoder}
