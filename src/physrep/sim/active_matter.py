@@ -12,7 +12,9 @@ p = (cos θ, sin θ), on the periodic box [0, L)², L = 10:
 with (∇u)ᵢⱼ = ∂ⱼuᵢ and E = ½(∇u + ∇uᵀ). The fourth moment S = ∫pppp Ψ dθ is closed by the
 Bingham distribution Ψ ∝ exp(κ cos 2(θ − θ₀)) that has the given c and D (see
 `bingham_closure`). Pseudo-spectral (real FFTs, 2/3 rule), integrating-factor RK4 so that
-diffusion is exact, fixed dt chosen to land on every output time.
+diffusion is exact, fixed dt chosen to land on every output time. The box is periodic in both
+directions, so frames simulated `oversample` times finer are stored as their Fourier
+truncation to the stored grid (velocity, c, D and E alike).
 
 The uniform nematic mode grows at ζ − 4dR, trace D = c holds to round-off, and the closure
 matches quadrature of the Bingham distribution (tests/test_sim_active_matter.py).
@@ -30,7 +32,7 @@ from physrep.data.synthetic import layout_like
 from physrep.data.wellformat import WellLayout
 from physrep.errors import ConfigError
 from physrep.sim.base import SimConfig, SimulationError
-from physrep.sim.grid import box_coarsen
+from physrep.sim.spectral import spectral_truncate
 
 BOX = 10.0  # The Well's box; `L` must equal it because the layout's coordinates assume it
 TABLE_SIZE = 4097  # nodes of the I₂/I₀ table in s (see `_ratio_table`)
@@ -384,5 +386,6 @@ def _record(cfg: SimConfig, solver: ActiveNematicSolver, where: str) -> dict[str
                 " (under-resolved: raise oversample or lower dt)"
             )
         for k, v in fields.items():
-            frames.setdefault(k, []).append(box_coarsen(v, cfg.oversample).to("cpu", torch.float32))
+            stored = spectral_truncate(v, cfg.resolution)  # keeps ∇·u = 0, trace D = c
+            frames.setdefault(k, []).append(stored.to("cpu", torch.float32))
     return {k: torch.stack(v, dim=1).numpy() for k, v in frames.items()}

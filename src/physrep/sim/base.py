@@ -30,7 +30,7 @@ class SimulationError(PhysrepError):
 class SimConfig:
     system: System = "shear_flow"
     resolution: list[int] = field(default_factory=lambda: [32, 64])  # stored grid (x, y)
-    oversample: int = 1  # simulate on resolution * oversample, store block averages
+    oversample: int = 1  # simulate on resolution * oversample, store its spectral truncation
     steps: int = 50  # output frames, t = 0, dt_out, ..., (steps - 1) * dt_out
     dt_out: float = 0.1
     params: dict[str, list[float]] = field(default_factory=dict)  # one file per combination

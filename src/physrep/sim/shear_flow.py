@@ -9,7 +9,8 @@ The method is the one measured in shared/docs/simulators.md §3: real FFTs, 2/3-
 flux-form advection (4 inverse + 4 forward transforms per right-hand side), integrating-factor
 (Lawson) RK4 so that diffusion is exact, and an adaptive CFL step clipped to land exactly on the
 output times. Everything is float64 and batched over a leading trajectory axis, so the same code
-runs many trajectories at once, on CPU or on `cfg.device`.
+runs many trajectories at once, on CPU or on `cfg.device`. Both axes are periodic, so frames
+simulated `oversample` times finer are stored as their Fourier truncation to the stored grid.
 
 Initial conditions follow the Dedalus `ivp_2d_shear_flow` example that generated The Well:
 alternating tanh shear layers (u = ±½), a tracer with the same profile, and Gaussian-localised
@@ -19,6 +20,7 @@ sinusoidal v-perturbations on each layer; the knobs are drawn from each trajecto
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +29,7 @@ import torch
 from physrep.data.synthetic import layout_like
 from physrep.data.wellformat import WellLayout
 from physrep.sim.base import SimConfig, SimulationError
-from physrep.sim.grid import box_coarsen
+from physrep.sim.spectral import spectral_truncate
 
 LX, LY = 1.0, 2.0
 Y0 = -1.0
@@ -224,16 +226,17 @@ def _parseval(f_hat: torch.Tensor) -> torch.Tensor:
     return (f_hat.abs() ** 2 * weight).sum(dim=(1, 2, 3))
 
 
-def run(solver: ShearFlowSolver, flow: Flow, times: np.ndarray, coarsen: int = 1) -> dict:
+def run(solver: ShearFlowSolver, flow: Flow, times: np.ndarray, shape: Sequence[int]) -> dict:
     """Integrate to each of `times` (starting at flow.t) and return float64 numpy frames
-    (B, T, Nx/coarsen, Ny/coarsen[, 2]); raises FlowBlowUp on NaN/inf or CFL collapse."""
+    (B, T, *shape[, 2]), spectrally truncated to the stored grid `shape` (so the stored
+    velocity stays divergence-free); raises FlowBlowUp on NaN/inf or CFL collapse."""
     frames: dict[str, list[np.ndarray]] = {"tracer": [], "pressure": [], "velocity": []}
     for t_out in times:
         flow = solver.advance(flow, float(t_out))
         if not torch.isfinite(flow.q).all():
             raise FlowBlowUp(float(t_out), "non-finite state")
         for name, value in solver.fields(flow).items():
-            frames[name].append(box_coarsen(value, coarsen).cpu().numpy())
+            frames[name].append(spectral_truncate(value, shape).cpu().numpy())
     return {name: np.stack(f, axis=1) for name, f in frames.items()}
 
 
@@ -291,7 +294,7 @@ def trajectories(cfg: SimConfig, params: dict[str, float], seeds: list[int]) -> 
         u, v, s = (np.stack(f) for f in zip(*(initial_fields(k, nx, ny, opt) for k in chunk)))
         flow = solver.from_velocity(torch.from_numpy(np.stack((u, v), axis=1)), torch.from_numpy(s))
         try:
-            parts.append(run(solver, flow, times, cfg.oversample))
+            parts.append(run(solver, flow, times, cfg.resolution))
         except FlowBlowUp as err:
             names = ", ".join(f"{k}={val:g}" for k, val in params.items())
             raise SimulationError(
