@@ -1,15 +1,19 @@
 """Every kind of bad input gives one clear line naming the file and the problem, and exit 2."""
 
+import pathlib
 import shutil
 
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from physrep.cli import main
+from physrep.config import load_config, preset_path
 from physrep.data.synthetic import SyntheticConfig, write_synthetic
 from physrep.data.windows import WellWindows, WindowConfig
 from physrep.errors import DataError
+from physrep.train import PretrainConfig, export_initial
 
 
 @pytest.fixture
@@ -190,6 +194,108 @@ def test_malformed_stats(cli, dataset, content, problem):
         content = yaml.safe_dump(stats)
     path.write_text(content)
     assert_one_line_error(cli, ["inspect", dataset], path, problem)
+
+
+def copy_trajectory(src, i, dst, j):
+    """Overwrite trajectory `j` of file `dst` with trajectory `i` of file `src`, every field."""
+    with h5py.File(src, "r") as a:
+        fields = {
+            f"{g}/{n}": a[g][n][i] for g in ("t0_fields", "t1_fields", "t2_fields") for n in a[g]
+        }
+    with h5py.File(dst, "a") as b:
+        for where, values in fields.items():
+            b[where][j] = values
+
+
+def test_trajectory_in_two_splits(cli, dataset):
+    train = first_train_file(dataset)
+    test = dataset / "data" / "test" / train.name
+    copy_trajectory(train, 3, test, 0)
+    assert_one_line_error(
+        cli,
+        ["inspect", dataset],
+        f"{test}: trajectory 0 is byte-identical to trajectory 3 of data/train/{train.name}",
+        "(a train/test leak: test scores would be inflated)",
+    )
+    assert cli("inspect", dataset, "--no-scan")[0] == 0  # the opt-out skips every value check
+
+
+def test_file_copied_into_another_split(cli, dataset):
+    train = first_train_file(dataset)
+    with h5py.File(train) as f:
+        n_traj = int(f.attrs["n_trajectories"])
+    shutil.copy(train, dataset / "data" / "valid" / "copy.hdf5")
+    assert_one_line_error(
+        cli,
+        ["inspect", dataset],
+        dataset / "data" / "valid" / "copy.hdf5",
+        f"trajectory 0 is byte-identical to trajectory 0 of data/train/{train.name}",
+        f"train/valid leak: valid scores would be inflated; {n_traj} trajectories in all",
+    )
+
+
+def test_trajectory_repeated_within_a_split_is_a_warning(cli, dataset):
+    train = first_train_file(dataset)
+    copy_trajectory(train, 0, train, 2)
+    code, out, err = cli("inspect", dataset)
+    assert code == 0, err
+    assert (
+        f"warning     train repeats trajectories (1 copies; e.g. trajectory 2 of {train.name} "
+        f"is byte-identical to trajectory 0 of {train.name})"
+    ) in out.splitlines()
+
+
+@pytest.fixture(scope="module")
+def encoder_file(synthetic_dataset, tmp_path_factory):
+    """A real exported encoder (the tiny preset, untrained), to break copies of."""
+    cfg = load_config(PretrainConfig, preset_path("pretrain", "tiny"), [])
+    out = tmp_path_factory.mktemp("encoder") / "jepa"
+    return export_initial(cfg, synthetic_dataset("shear_flow"), out)
+
+
+def truncated(good, bad):
+    data = good.read_bytes()
+    bad.write_bytes(data[: len(data) * 9 // 10])  # an interrupted copy: no zip directory
+
+
+def random_bytes(good, bad):
+    bad.write_bytes(np.random.default_rng(0).bytes(4096))
+
+
+def foreign_pickle(good, bad):
+    torch.save({"format": "physrep-encoder/1", "where": pathlib.PurePosixPath("/")}, bad)
+
+
+def missing_weight(good, bad):
+    payload = torch.load(good, weights_only=True)
+    del payload["state_dict"]["stem.weight"]
+    torch.save(payload, bad)
+
+
+def no_arguments(good, bad):
+    payload = torch.load(good, weights_only=True)
+    del payload["kwargs"]
+    torch.save(payload, bad)
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (truncated, "damaged or of another kind: RuntimeError: PytorchStreamReader failed"),
+        (random_bytes, "damaged or of another kind: UnpicklingError: Unsupported operand"),
+        (foreign_pickle, "UnpicklingError: Unsupported global: GLOBAL pathlib.PurePosixPath"),
+        (missing_weight, "weights do not fit ConvNeXt3D: 1 missing, e.g. 'stem.weight'"),
+        (no_arguments, "damaged physrep encoder file (no 'kwargs' entry)"),
+    ],
+)
+def test_damaged_encoder(cli, encoder_file, synthetic_dataset, tmp_path, damage, problem):
+    bad = tmp_path / "encoder.pt"
+    damage(encoder_file, bad)
+    args = ["embed", bad, "--data", synthetic_dataset("shear_flow")]
+    assert_one_line_error(cli, args, bad, problem)
+    _, _, err = cli(*args)
+    message = err.strip().removeprefix(f"physrep: error: {bad}: ")
+    assert len(message) <= 200, message  # a short line, not torch's essay
 
 
 def test_debug_shows_the_traceback(tmp_path):

@@ -19,6 +19,8 @@ from physrep.eval.metrics import (
     regression_metrics,
 )
 from physrep.eval.probes import ProbeConfig, fit_probe
+from physrep.losses import effective_rank
+from physrep.methods.common import collapse_metrics
 from physrep.train import PretrainConfig, export_initial
 
 WINDOWS = WindowConfig(frames=4, stride=3, target=False)
@@ -174,7 +176,28 @@ def test_embedding_diagnostics_split_the_variance():
     # after standardising, each direction holds half the variance: the parameter explains the
     # first, trajectory identity explains both
     assert d["param_share"] == pytest.approx(0.5) and d["trajectory_share"] == pytest.approx(1.0)
-    assert d["effective_rank"] == pytest.approx(2.0) and d["top_pc_share"] == pytest.approx(0.5)
+    assert d["top_pc_share"] == pytest.approx(0.5)
+    # the rank is not standardised: singular values √2 and 2√2, so p = (1/3, 2/3)
+    assert d["effective_rank"] == pytest.approx(np.exp(np.log(3) - 2 / 3 * np.log(2)))
     collapsed = embedding_diagnostics(np.stack([signal, 2 * signal], 1), params, trajectory)
     assert collapsed["effective_rank"] == pytest.approx(1.0)
     assert collapsed["param_share"] == pytest.approx(1.0)
+
+
+def test_one_effective_rank_for_the_training_monitor_and_the_diagnostics():
+    """The number logged during pretraining (`collapse_metrics`), the benchmark's diagnostics
+    and `effective_rank` itself agree on the same embeddings."""
+    rng = np.random.default_rng(0)
+    scales = np.array([5.0, 2.0, 1.0, 0.5, 0.1, 0.01])  # anisotropic, around a shared mean
+    spread = 3.0 + rng.standard_normal((40, 3, 6)) * scales
+    params = np.repeat(np.arange(4.0), 10)[:, None]
+    trajectory = np.repeat(np.arange(8), 5)
+    for tokens in (spread, np.ones((40, 3, 6))):
+        pooled = torch.tensor(tokens.mean(1))
+        expected = effective_rank(pooled).item()
+        monitored = collapse_metrics(pooled)["effective_rank"]
+        diagnosed = embedding_diagnostics(tokens, params, trajectory)["effective_rank"]
+        assert monitored == pytest.approx(expected, rel=1e-9, abs=1e-12)
+        assert diagnosed == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert 1.0 < effective_rank(torch.tensor(spread.mean(1))).item() < 4.0
+    assert expected == 0.0  # no variation at all

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -318,6 +320,13 @@ def test_effective_rank_extremes():
     rank_one = torch.outer(torch.arange(10.0), torch.tensor([1.0, 2.0, 3.0]))
     assert effective_rank(rank_one).item() == pytest.approx(1.0, rel=1e-6)
     assert effective_rank(torch.ones(5, 3)).item() == 0.0  # no variation at all
+
+
+def test_effective_rank_is_on_singular_values_of_the_centred_rows():
+    z = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 2.0], [0.0, -2.0]])  # σ = √2, 2√2
+    expected = math.exp(math.log(3) - 2 / 3 * math.log(2))  # exp entropy of (1/3, 2/3)
+    assert effective_rank(z).item() == pytest.approx(expected)
+    assert effective_rank(z + 100.0).item() == pytest.approx(expected)  # a shared mean: no rank
 
 
 def test_pooled_std_sees_the_positional_shortcut():

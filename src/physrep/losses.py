@@ -334,23 +334,24 @@ def normalised_mse(pred: Tensor, target: Tensor, eps: float) -> Tensor:
 
 
 @torch.no_grad()
-def effective_rank(z: Tensor, center: bool = True, eps: float = 1e-12) -> Tensor:
-    """exp(entropy of the normalised singular values) of rows z (N, D), up to min(N, D).
+def effective_rank(z: Tensor, eps: float = 1e-12) -> Tensor:
+    """How many directions rows z (N, D) spread over: exp(entropy of p = σ / Σσ), σ the
+    singular values of z with its column means removed; 1 = a line, min(N, D) = even spread.
 
-    RankMe (Garrido et al. 2023) does not center; centering (the default) measures the rank
-    of the variation across rows, so a large shared mean does not read as rank 1; rows with
-    no variation at all give 0.
+    physrep's one definition (the training monitor and the benchmark's diagnostics both call
+    this): RankMe's (Garrido et al. 2023, Roy & Vetterli's effective rank on embeddings), on
+    singular values, not their squares; centred, so a large shared mean does not read as
+    rank 1. Rows with no variation at all give 0.
     """
     if z.ndim != 2:
         raise ValueError(f"effective_rank expects rows (N, D), got {tuple(z.shape)}")
     z = z.double()
-    if center:
-        z = z - z.mean(dim=0, keepdim=True)
-    s = torch.linalg.svdvals(z)
+    s = torch.linalg.svdvals(z - z.mean(dim=0, keepdim=True))
     if s.sum() <= eps:
         return torch.zeros((), dtype=torch.float64)
     p = s / s.sum()
-    return torch.exp(-(p * torch.log(p + eps)).sum())
+    p = p[p > 0]
+    return torch.exp(-(p * torch.log(p)).sum())
 
 
 @torch.no_grad()

@@ -6,6 +6,7 @@ Every problem becomes one `DataError` naming the file and what is wrong with it,
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ class FileInfo:
     coords: dict[str, np.ndarray]
     time: np.ndarray
     dtype: str
+    digests: list[bytes] = field(default_factory=list)  # per trajectory; empty if not scanned
 
     @property
     def channel_names(self) -> list[str]:
@@ -63,6 +65,7 @@ class DatasetInfo:
     name: str
     splits: dict[str, list[FileInfo]] = field(default_factory=dict)
     stats: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def first(self) -> FileInfo:
@@ -90,7 +93,8 @@ def split_files(root: str | Path, split: str) -> list[Path]:
 
 
 def inspect_file(path: str | Path, scan_values: bool = True) -> FileInfo:
-    """Validate one file against The Well's schema; with `scan_values`, also reject NaN/inf."""
+    """Validate one file against The Well's schema; with `scan_values`, also reject NaN/inf
+    and take a digest of each trajectory's values (the duplicate check)."""
     path = Path(path)
     if not path.is_file():
         raise DataError("no such file", path)
@@ -122,7 +126,10 @@ def inspect_dataset(
     require_stats: bool = False,
 ) -> DatasetInfo:
     """Validate every file of the given splits, check they agree, and read `stats.yaml`
-    (an error if `require_stats` and it is missing). Default: every split present."""
+    (an error if `require_stats` and it is missing). Default: every split present.
+
+    With `scan_values`, a trajectory found in two splits is an error (it would inflate every
+    test score) and one repeated within a split is a warning in `info.warnings`."""
     root = Path(root)
     splits = present_splits(root) if splits is None else splits
     info: DatasetInfo | None = None
@@ -139,6 +146,8 @@ def inspect_dataset(
         info.splits[split] = infos
     if info is None:
         raise DataError("no splits selected", root)
+    if scan_values:
+        info.warnings += _check_duplicates(info)
     if require_stats or (root / "stats.yaml").exists():
         info.stats = load_stats(root, [f.name for f in reference.fields])
     return info
@@ -214,6 +223,7 @@ def _inspect_open_file(path: Path, h5: h5py.File, scan_values: bool) -> FileInfo
 
     fields: list[Field] = []
     dtype = "float32"
+    digests = [hashlib.sha256() for _ in range(n_traj)] if scan_values else []
     for order, group_name in enumerate(FIELD_GROUPS):
         group = h5[group_name]
         if "field_names" not in group.attrs:
@@ -233,7 +243,7 @@ def _inspect_open_file(path: Path, h5: h5py.File, scan_values: bool) -> FileInfo
                 raise DataError(f"field '{where}' has dtype {ds.dtype}, expected float", path)
             dtype = str(ds.dtype)
             if scan_values:
-                _scan_finite(path, where, ds)
+                _scan_values(path, where, ds, digests)
             fields.append(Field(name, order))
     if not fields:
         raise DataError("holds no fields (t0/t1/t2 field groups are all empty)", path)
@@ -250,6 +260,7 @@ def _inspect_open_file(path: Path, h5: h5py.File, scan_values: bool) -> FileInfo
         coords=coords,
         time=time,
         dtype=dtype,
+        digests=[d.digest() for d in digests],
     )
 
 
@@ -307,11 +318,18 @@ def _expected_shape(attrs, n_traj, n_steps, resolution, ndim, order) -> tuple[in
     return (*shape, *([ndim] * order))
 
 
-def _scan_finite(path: Path, where: str, ds: h5py.Dataset) -> None:
-    """Read the field one trajectory at a time (bounded memory) and report the first NaN/inf."""
+def _scan_values(path: Path, where: str, ds: h5py.Dataset, digests: list) -> None:
+    """Read the field one trajectory at a time (bounded memory), report the first NaN/inf, and
+    add each trajectory's bytes to its digest: one read of every value serves both checks."""
     chunks = range(ds.shape[0]) if ds.attrs["sample_varying"] and ds.ndim > 0 else [None]
     for i in chunks:
-        block = ds[i] if i is not None else ds[()]
+        block = np.ascontiguousarray(ds[i] if i is not None else ds[()])
+        if i is None:  # shared by every trajectory: hash it once
+            shared = hashlib.sha256(block).digest()
+            for digest in digests:
+                digest.update(shared)
+        else:
+            digests[i].update(block)
         bad = ~np.isfinite(block)
         if bad.any():
             first = np.argwhere(bad)[0]
@@ -320,6 +338,45 @@ def _scan_finite(path: Path, where: str, ds: h5py.Dataset) -> None:
             raise DataError(
                 f"field '{where}' has {int(bad.sum())} NaN/inf values (first at {at}{step})", path
             )
+
+
+def _duplicate_groups(info: DatasetInfo) -> list[list[tuple[str, Path, int]]]:
+    """Groups of byte-identical trajectories, each place as (split, file, trajectory index), in
+    split and file order; needs the digests of a `scan_values` inspection."""
+    places: dict[bytes, list[tuple[str, Path, int]]] = {}
+    for split, files in info.splits.items():
+        for f in files:
+            for i, digest in enumerate(f.digests):
+                places.setdefault(digest, []).append((split, f.path, i))
+    return [group for group in places.values() if len(group) > 1]
+
+
+def _check_duplicates(info: DatasetInfo) -> list[str]:
+    """Raise on a trajectory shared by two splits (a leak: the model saw what it is scored
+    on); return one warning per split that repeats a trajectory (it weighs double there)."""
+    groups = _duplicate_groups(info)
+    leaks = [g for g in groups if len({split for split, _, _ in g}) > 1]
+    if leaks:
+        (split_a, path_a, i) = leaks[0][0]
+        (split_b, path_b, j) = next(place for place in leaks[0] if place[0] != split_a)
+        more = f"; {len(leaks)} trajectories in all are shared" if len(leaks) > 1 else ""
+        raise DataError(
+            f"trajectory {j} is byte-identical to trajectory {i} of "
+            f"{path_a.relative_to(info.root)} (a {split_a}/{split_b} leak: {split_b} scores "
+            f"would be inflated{more})",
+            path_b,
+        )
+    warnings = []
+    for split in info.splits:
+        repeats = [g for g in groups if g[0][0] == split]
+        if repeats:
+            (_, path_a, i), (_, path_b, j) = repeats[0][:2]
+            copies = sum(len(g) - 1 for g in repeats)
+            warnings.append(
+                f"{split} repeats trajectories ({copies} copies; e.g. trajectory {j} of "
+                f"{path_b.name} is byte-identical to trajectory {i} of {path_a.name})"
+            )
+    return warnings
 
 
 def _check_same_dataset(ref: FileInfo, other: FileInfo) -> None:
@@ -377,6 +434,7 @@ def describe(info: DatasetInfo) -> str:
         side = _BC_NAMES[lo] if lo == hi else f"{_BC_NAMES[lo]} / {_BC_NAMES[hi]}"
         lines.append(f"boundary    {d}: {side}")
     lines.append("stats.yaml  " + ("present, complete" if info.stats is not None else "absent"))
+    lines += [f"warning     {w}" for w in info.warnings]
     return "\n".join(lines)
 
 

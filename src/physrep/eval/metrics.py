@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 from physrep.data.targets import ParamTargets
+from physrep.losses import effective_rank
 
 
 def per_trajectory(values: np.ndarray, trajectory: np.ndarray) -> np.ndarray:
@@ -73,19 +75,21 @@ def embedding_diagnostics(
     """Where the variance of window embeddings goes: a representation can fail a probe by
     collapsing (low rank) or by spending its variance on what the probe must ignore.
 
-    On the standardised, mean-pooled embeddings (N, D): `effective_rank` (exp entropy of the
-    normalised squared singular values), `param_share` (fraction of the variance explained by
-    the parameter value, i.e. between-group over total with one group per parameter
-    combination), `trajectory_share` (the same with one group per trajectory: the part above
-    `param_share` is initial-condition identity) and `top_pc_share`.
+    On the mean-pooled embeddings (N, D): `effective_rank` (`physrep.losses.effective_rank`,
+    the number the training monitor logs; before standardising, which would lift dimensions
+    of negligible variance to full weight). On them standardised: `param_share` (fraction of
+    the variance explained by the parameter value, i.e. between-group over total with one
+    group per parameter combination), `trajectory_share` (the same with one group per
+    trajectory: the part above `param_share` is initial-condition identity) and
+    `top_pc_share` (the first principal component's fraction of the variance).
     """
-    x = tokens.mean(1, dtype=np.float64) if tokens.ndim == 3 else np.asarray(tokens, np.float64)
-    sd = x.std(0)
-    x = (x - x.mean(0)) / np.where(sd > 0, sd, 1.0)
+    pooled = (
+        tokens.mean(1, dtype=np.float64) if tokens.ndim == 3 else np.asarray(tokens, np.float64)
+    )
+    sd = pooled.std(0)
+    x = (pooled - pooled.mean(0)) / np.where(sd > 0, sd, 1.0)
     total = float((x**2).sum())
     s2 = np.linalg.svd(x, compute_uv=False) ** 2
-    p = s2 / max(s2.sum(), 1e-300)
-    nz = p[p > 0]
 
     def share(labels: np.ndarray) -> float:
         _, group = np.unique(labels, axis=0, return_inverse=True)
@@ -96,8 +100,8 @@ def embedding_diagnostics(
         return float(((sums / counts) ** 2 * counts).sum() / max(total, 1e-300))
 
     return {
-        "effective_rank": float(np.exp(-(nz * np.log(nz)).sum())),
+        "effective_rank": effective_rank(torch.tensor(pooled)).item(),
         "param_share": share(np.asarray(params_raw)),
         "trajectory_share": share(np.asarray(trajectory)),
-        "top_pc_share": float(p[0]),
+        "top_pc_share": float(s2[0] / max(s2.sum(), 1e-300)),
     }

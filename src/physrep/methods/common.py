@@ -125,15 +125,13 @@ def collapse_metrics(pooled: torch.Tensor) -> dict[str, float]:
 
     `pooled_std` is the std across windows averaged over dimensions (a prototype kept token
     std ~1 while this fell to 6e-4: every window encoded the same); `effective_rank` is
-    exp(entropy) of the normalised singular values (1 = collapsed onto a line, D = isotropic).
+    `physrep.losses.effective_rank` (1 = collapsed onto a line, D = isotropic).
     """
+    from physrep.losses import effective_rank
+
     pooled = pooled.double()
     std = pooled.std(dim=0).mean().item() if len(pooled) > 1 else float("nan")
-    centred = pooled - pooled.mean(dim=0)
-    s = torch.linalg.svdvals(centred)
-    p = s / s.sum().clamp(min=1e-12)
-    rank = torch.exp(-(p * torch.log(p.clamp(min=1e-12))).sum()).item()
-    return {"pooled_std": std, "effective_rank": rank}
+    return {"pooled_std": std, "effective_rank": effective_rank(pooled).item()}
 
 
 def log_terms(module: pl.LightningModule, stage: str, terms: dict, batch_size: int) -> None:
