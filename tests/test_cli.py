@@ -74,3 +74,47 @@ def test_bad_override_is_exit_2(cli, tmp_path):
     code, _, err = cli("synthetic", "--out", tmp_path / "x", "like=turbulence")
     assert code == 2 and "key 'like' must be one of" in err
     assert not (tmp_path / "x").exists()
+
+
+def test_pretrain_help_lists_the_registered_methods(cli, capsys):
+    import pytest
+
+    from physrep.methods import METHODS
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli("pretrain", "--help")
+    assert exit_info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"one of the registered methods: {', '.join(METHODS)}" in out
+
+
+def test_devices_reaches_the_trainer(synthetic_dataset, tmp_path):
+    from physrep.cli import parse_args, pretrain_config
+    from physrep.train import build_trainer
+
+    data = synthetic_dataset("shear_flow")
+    args = parse_args(
+        ["pretrain", "jepa", "--data", str(data), "--devices", "2", "train.global_batch=16"]
+    )
+    cfg = pretrain_config(args)
+    assert cfg.train.devices == 2
+    trainer = build_trainer(cfg, tmp_path / "run", progress=False)
+    assert trainer.num_devices == 2
+    assert trainer.accumulate_grad_batches == 16 // (2 * cfg.train.batch_size)
+
+
+def test_out_of_range_config_values_are_one_line_exit_2(cli, synthetic_dataset, tmp_path):
+    data = synthetic_dataset("shear_flow")
+    for override, message in [
+        ("optim.lr=-1", "key 'optim.lr' must be > 0, got -1.0"),
+        ("train.max_epochs=0", "key 'train.max_epochs' must be >= 1, got 0"),
+        ("jepa.encoder=huge", "key 'jepa.encoder' must be one of"),
+        ("videomae.encoder=huge", "key 'videomae.encoder' must be one of"),
+        ("disco.encoder=huge", "key 'disco.encoder' must be one of"),
+        ("autoregressive.encoder=huge", "key 'autoregressive.encoder' must be one of"),
+        ("data.fraction=2", "key 'data.fraction' must be in (0, 1], got 2"),
+    ]:
+        out = tmp_path / override.split("=")[0]
+        code, _, err = cli("pretrain", "jepa", "--data", data, "--out", out, override)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+        assert not (out / "encoder.pt").exists()

@@ -18,9 +18,11 @@ import numpy as np
 import pytest
 
 from physrep.errors import PhysrepError
+from physrep.eval.predictions import prediction_file
 from physrep.eval.report import (
     efficiency_table,
     parameter_table,
+    recorded_headline_probe,
     results_table,
     write_report,
     write_results_md,
@@ -117,11 +119,16 @@ def out_dir(tmp_path: Path, rows: list[dict]) -> Path:
     write_results(out / "results.json", rows)
     for dataset, names in PARAMS.items():
         for method in PLOTTED:
-            predictions = out / dataset / "predictions" / f"{method}__attentive__test__f1__s0.npz"
-            _write_predictions(predictions, names, rng)
+            _write_predictions(_attentive_file(out, dataset, method), names, rng)
             _write_projection(out / dataset / "projection" / f"{method}.npz", names, rng)
         _write_metrics_csv(out / dataset / "pretrain" / "jepa-s0" / "logs" / "csv" / "metrics.csv")
+    _write_predictions(_attentive_file(out, "shear_flow", "videomae"), PARAMS["shear_flow"], rng)
     return out
+
+
+def _attentive_file(out: Path, dataset: str, method: str, seed: int = 0) -> Path:
+    """Where the benchmark saves the full-data attentive probe's test predictions."""
+    return prediction_file(out, dataset, method, "attentive", "test", seed, pretrain_seed=0)
 
 
 def _cells(table: str) -> dict[tuple[str, str], str]:
@@ -317,7 +324,7 @@ def test_write_report_skips_missing_and_damaged_inputs(out_dir):
     assert len(_images(page)) == len(PARAMS)  # only the data-efficiency curves remain
     assert page.count("not available: no embedding projections") == len(PARAMS)
     assert page.count("not available: no pretraining metrics.csv") == len(PARAMS)
-    assert "jepa__attentive__test__f1__s0.npz not available" in page
+    assert f"{_attentive_file(out_dir, 'shear_flow', 'jepa').name} not available" in page
 
 
 def test_write_report_without_any_results(tmp_path):
@@ -326,3 +333,180 @@ def test_write_report_without_any_results(tmp_path):
     assert "<img" not in page
     write_results(tmp_path / "none" / "results.json", [])
     assert "not available: no datasets" in write_report(tmp_path / "none").read_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# The headline probe and which predictions are plotted
+# ---------------------------------------------------------------------------------------------
+
+
+def _table_after(text: str, *headings: str) -> str:
+    """The first markdown table after each of `headings` in turn."""
+    for heading in headings:
+        text = text.split(heading + "\n", 1)[1]
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return "\n".join(lines[start:end])
+
+
+def _section(page: str, title: str, dataset: str | None = None) -> str:
+    """The HTML of one `<h2>` section, or of one dataset's `<h3>` part of it."""
+    section = page.split(f"<h2>{title}</h2>", 1)[1].split("<h2>", 1)[0]
+    return (
+        section if dataset is None else section.split(f"<h3>{dataset}</h3>", 1)[1].split("<h3>")[0]
+    )
+
+
+def _plotted(section: str) -> list[str]:
+    """Methods the predictions caption lists: 'Test split, ...: jepa (...); features (...).'"""
+    (caption,) = re.findall(r'<p class="caption">(.*?)</p>', section)
+    return [part.split(" (")[0] for part in caption.split(": ", 1)[1].split("; ")]
+
+
+def test_headline_probe_leads_the_markdown_sections(tmp_path, rows):
+    text = write_results_md(rows, tmp_path / "results.md", headline_probe="ridge").read_text()
+    headline = _cells(_table_after(text, "## Headline: ridge probe, test split, all training data"))
+    assert headline[("jepa", "shear_flow")] == "0.370 ± 0.016"  # ridge: attentive's 0.320 + 0.05
+    assert headline[("mean", "shear_flow")] == "1.020 ± 0.016"
+    assert ("videomae", "shear_flow") not in headline  # its only row is attentive
+    trajectory = _table_after(
+        text, "## Per-trajectory MSE (ridge probe, test split, all training data)"
+    )
+    assert _cells(trajectory)[("jepa", "shear_flow")] == "0.296 ± 0.013"
+    dataset = "## Dataset: shear_flow"
+    parameters = _table_after(
+        text, dataset, "### MSE per parameter (ridge probe, test split, all training data)"
+    )
+    assert _cells(parameters)[("jepa", "mse_Reynolds")] == "0.185 ± 0.008"
+    efficiency = _table_after(
+        text,
+        dataset,
+        "### Data efficiency: MSE by fraction of training data (ridge probe, test split)",
+    )
+    assert _cells(efficiency)[("jepa", "0.25")] == "0.470 ± 0.016"
+    assert "attentive probe" not in text
+
+
+def test_headline_probe_leads_the_html_report(out_dir, rows):
+    no_ridge_on_rayleigh = [
+        row for row in rows if (row["dataset"], row["probe"]) != ("rayleigh_benard", "ridge")
+    ]
+    page = write_report(out_dir, no_ridge_on_rayleigh, headline_probe="ridge").read_text()
+    assert "0.370 ± 0.016" in _section(page, "Headline: ridge probe, test split, all training data")
+    efficiency = _section(page, "Data efficiency (ridge probe)")
+    assert 'alt="Data efficiency (ridge probe): shear_flow"' in efficiency
+    assert "not available: no ridge-probe test results" in _section(
+        page, "Data efficiency (ridge probe)", "rayleigh_benard"
+    )
+
+
+def test_rewrite_report_leads_with_the_probe_the_run_recorded(out_dir):
+    from physrep.eval.benchmark import BenchmarkConfig
+    from physrep.eval.tables import rewrite_report
+    from physrep.runinfo import write_run_record
+
+    assert recorded_headline_probe(out_dir) == "attentive"  # a folder from before the record
+    write_run_record(out_dir, BenchmarkConfig(headline_probe="ridge"))
+    page = rewrite_report(out_dir).read_text()
+    text = (out_dir / "results.md").read_text()
+    headline = _cells(_table_after(text, "## Headline: ridge probe, test split, all training data"))
+    assert headline[("jepa", "shear_flow")] == "0.370 ± 0.016"
+    assert "<h2>Data efficiency (ridge probe)</h2>" in page
+
+
+def _embeddings(pretrain_seed: int):
+    """Embeddings of 6 trajectories × 3 windows per split, noisy copies of the targets; the
+    noise differs per pretraining seed, so its probes' predictions do too."""
+    from physrep.data.targets import ParamTargets
+    from physrep.eval.embed import Embeddings, SplitEmbeddings
+
+    rng = np.random.default_rng(pretrain_seed)
+    values = [{"Reynolds": r, "Schmidt": s} for r in (1e4, 5e4) for s in (0.1, 0.2, 0.5)]
+    targets = ParamTargets.fit(values)
+    raw = np.repeat([[v["Reynolds"], v["Schmidt"]] for v in values], 3, axis=0)
+    trajectory = np.repeat(np.arange(len(values)), 3)
+
+    def split():
+        params = targets.encode(raw)
+        tokens = params[:, None, :] + rng.normal(0, 0.3, (len(raw), 2, 2))
+        return SplitEmbeddings(
+            tokens.astype(np.float32), params, raw, trajectory, np.zeros(len(raw), int)
+        )
+
+    splits = {name: split() for name in ("train", "valid", "test")}
+    return Embeddings(splits, targets, key=f"fake{pretrain_seed}", path=Path("unused"))
+
+
+def test_benchmark_keeps_each_pretraining_seeds_predictions_and_the_report_plots_them(tmp_path):
+    from physrep.eval.benchmark import Benchmark, BenchmarkConfig
+    from physrep.eval.tables import write_tables_and_report
+
+    cfg = BenchmarkConfig(
+        methods=["jepa"],
+        controls=[],
+        pretrain_seeds=[0, 1],
+        probes=["ridge"],
+        probe_seeds=[3, 4],  # no seed 0
+        fractions=[1.0],
+        efficiency_probes=[],
+        headline_probe="ridge",
+    )
+    bench = Benchmark(cfg, tmp_path, progress=False)
+    rows = []
+    for seed in cfg.pretrain_seeds:
+        with bench.stage("shear_flow", f"probe jepa s{seed}") as stage:
+            rows += bench.probe("shear_flow", "jepa", seed, _embeddings(seed), stage)
+    files = [prediction_file(tmp_path, "shear_flow", "jepa", "ridge", "test", 3, s) for s in (0, 1)]
+    predictions = []
+    for path in files:
+        with np.load(path) as data:
+            predictions.append(data["pred"])
+    assert not np.allclose(*predictions)  # pretraining seed 1 did not overwrite seed 0
+    write_results(tmp_path / "results.json", rows)
+    write_tables_and_report(tmp_path, rows, [], headline_probe="ridge")
+    predicted = _section((tmp_path / "report.html").read_text(), "Predicted vs true")
+    assert "jepa (ridge probe, probe seed 3, pretraining seed 0)" in predicted
+    assert len(_images(predicted)) == 1 and "not available" not in predicted
+    files[0].unlink()  # the plot reads the first pretraining seed's file, and says so
+    predicted = _section(
+        write_report(tmp_path, rows, headline_probe="ridge").read_text(), "Predicted vs true"
+    )
+    assert f"jepa: {files[0].name} not available (no such file)" in predicted
+    assert not _images(predicted)
+
+
+def test_every_variant_and_finetuned_method_gets_a_scatter(out_dir, rows):
+    extra = [
+        {**_row("shear_flow", "jepa", probe, "test", 1.0, seed), "method": method}
+        for method, probes in (
+            ("jepa_long", ("attentive", "ridge")),
+            ("autoregressive_finetuned", ("attentive",)),
+        )
+        for probe in probes
+        for seed in SEEDS
+    ]
+    write_results(out_dir / "results.json", rows + extra)
+    for dataset in PARAMS:  # plots not under test: left out, to keep the test fast
+        shutil.rmtree(out_dir / dataset / "pretrain")
+        shutil.rmtree(out_dir / dataset / "projection")
+    rng = np.random.default_rng(1)
+    for method in ("jepa_long", "autoregressive_finetuned"):
+        _write_predictions(
+            _attentive_file(out_dir, "shear_flow", method), PARAMS["shear_flow"], rng
+        )
+    predicted = _section(write_report(out_dir).read_text(), "Predicted vs true", "shear_flow")
+    assert _plotted(predicted) == [
+        "random_init", "jepa", "videomae", "autoregressive_finetuned", "jepa_long"
+    ]  # fmt: skip
+    assert "not available" not in predicted
+    # With ridge leading, a method without ridge rows (the fine-tuned model, with its attentive
+    # head; videomae here) keeps its own probe.
+    page = write_report(out_dir, headline_probe="ridge").read_text()
+    predicted = _section(page, "Predicted vs true", "shear_flow")
+    assert _plotted(predicted) == ["videomae", "autoregressive_finetuned"]
+    assert (
+        "autoregressive_finetuned (attentive probe, probe seed 0, pretraining seed 0)" in predicted
+    )
+    ridge = prediction_file(out_dir, "shear_flow", "jepa_long", "ridge", "test", 0, 0)
+    assert f"jepa_long: {ridge.name} not available (no such file)" in predicted

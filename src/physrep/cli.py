@@ -32,7 +32,7 @@ def _args_inspect(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-scan",
         action="store_true",
-        help="skip the NaN/inf scan of every value (fast on huge data)",
+        help="skip the NaN/inf and repeated-trajectory scan of every value (fast on huge data)",
     )
 
 
@@ -132,8 +132,27 @@ def _run_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpWithMethods(argparse.Action):
+    """`physrep pretrain --help`: lists the registered methods, importing them (and torch,
+    Lightning) only when help is asked for, so every other command starts fast."""
+
+    def __init__(self, option_strings, dest, method_arg: argparse.Action, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+        self.method_arg = method_arg
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from physrep.methods import METHODS
+
+        self.method_arg.help = f"one of the registered methods: {', '.join(METHODS)}"
+        parser.print_help()
+        parser.exit()
+
+
 def _args_pretrain(p: argparse.ArgumentParser) -> None:
-    p.add_argument("method", help="jepa or videomae")
+    method = p.add_argument("method", help="a registered method")
+    p.add_argument(
+        "-h", "--help", action=_HelpWithMethods, method_arg=method, help="show this help and exit"
+    )
     p.add_argument("--data", type=Path, required=True, help="a Well-format dataset folder")
     p.add_argument(
         "--preset", default="tiny", help="tiny, demo, small or paper (configs/pretrain/)"
@@ -153,19 +172,24 @@ def _args_pretrain(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _run_pretrain(args: argparse.Namespace) -> int:
+def pretrain_config(args: argparse.Namespace):
+    """The PretrainConfig `physrep pretrain` trains with: preset or file, window preset,
+    then the method, `--devices` and the key=value overrides, in that order."""
     from physrep.config import apply_overrides, from_dict, preset_path, read_yaml
-    from physrep.methods import METHODS
-    from physrep.train import PretrainConfig, pretrain
+    from physrep.train import PretrainConfig
 
-    if args.method not in METHODS:
-        raise PhysrepError(f"unknown method '{args.method}' (known: {', '.join(METHODS)})")
     data = read_yaml(args.config or preset_path("pretrain", args.preset))
     if args.windows:
         data["data"] = read_yaml(preset_path("windows", args.windows))
-    cfg = from_dict(
-        PretrainConfig, apply_overrides(data, [f"method={args.method}", *args.overrides])
-    )
+    devices = [] if args.devices is None else [f"train.devices={args.devices}"]
+    overrides = [f"method={args.method}", *devices, *args.overrides]
+    return from_dict(PretrainConfig, apply_overrides(data, overrides))
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
+    from physrep.train import pretrain
+
+    cfg = pretrain_config(args)
     out = args.out or Path("runs") / args.data.name / args.method
     pretrain(cfg, args.data, out, resume=args.resume)
     print(f"wrote {out} (encoder: {out / 'encoder.pt'})")
@@ -227,8 +251,8 @@ def _args_probe(p: argparse.ArgumentParser) -> None:
 
 
 def _run_probe(args: argparse.Namespace) -> int:
-    from physrep.eval.benchmark import run_probes
     from physrep.eval.probes import ProbeConfig
+    from physrep.eval.protocols import run_probes
     from physrep.eval.report import results_table
     from physrep.eval.results import write_results
 
@@ -287,7 +311,11 @@ def _args_benchmark(p: argparse.ArgumentParser) -> None:
     p.add_argument("--well-dir", type=Path, help="use this Well-format folder, do not simulate")
     p.add_argument("--methods", help="only these methods and controls, e.g. jepa,features,mean")
     p.add_argument("--out", type=Path, help="output folder (default: runs/benchmark/<preset>)")
-    p.add_argument("--rerun", action="store_true", help="recompute every stage")
+    p.add_argument(
+        "--rerun",
+        action="store_true",
+        help="recompute the stages whose inputs changed (without it, such a stage is refused)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(
         "--notes", type=Path, help="a markdown file to include in results.md and the report"
@@ -322,7 +350,7 @@ def _args_report(p: argparse.ArgumentParser) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from physrep.eval.benchmark import rewrite_report
+    from physrep.eval.tables import rewrite_report
 
     notes = _read_notes(args.notes)
     print(f"report   {rewrite_report(args.out, notes)}\nresults  {args.out / 'results.md'}")
@@ -339,7 +367,11 @@ def _read_notes(path: Path | None) -> str:
 
 def _args_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
-    p.add_argument("--rerun", action="store_true", help="recompute every stage")
+    p.add_argument(
+        "--rerun",
+        action="store_true",
+        help="recompute the stages whose inputs changed (without it, such a stage is refused)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -370,7 +402,7 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     ),
     "inspect": ("summarise and validate a Well-format dataset", _args_inspect, _run_inspect),
     "pretrain": (
-        "pretrain an encoder (jepa, videomae, autoregressive, disco, supervised) on a dataset",
+        "pretrain an encoder on a dataset with a registered method (`--help` lists them)",
         _args_pretrain,
         _run_pretrain,
     ),
@@ -401,13 +433,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
     )
     for name, (help_text, add_args, run) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            parents=[common],
+            conflict_handler="resolve",  # a command may bring its own --help
+        )
         add_args(p)
         p.set_defaults(run=run)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     # `key=value` overrides may follow options (`--out D like=x`), which argparse's positional
     # matching does not allow after a subcommand; collect them here instead.
@@ -419,6 +457,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:
         args.overrides = [*args.overrides, *extra]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     try:
         return args.run(args)
     except PhysrepError as exc:

@@ -9,7 +9,9 @@ RNG state; the best by validation loss), CSV and TensorBoard logs, and exports t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
 import random
 import time
@@ -122,6 +124,28 @@ def world_size(cfg: TrainConfig) -> int:
     return devices * nodes
 
 
+def launched_processes() -> int:
+    """Processes a launcher started for this job: torchrun's or Lightning's re-launch
+    (WORLD_SIZE), srun's (SLURM_STEP_NUM_TASKS); 1 when run by hand."""
+    env = os.environ
+    for key in ("WORLD_SIZE", "SLURM_STEP_NUM_TASKS"):
+        if env.get(key, "").isdigit():
+            return int(env[key])
+    return 1
+
+
+def refuse_launcher(command: str) -> None:
+    """A command that runs one process only (it simulates, embeds, probes and writes one
+    report) stops at once under a multi-process launcher instead of doing it N times."""
+    n = launched_processes()
+    if n > 1 or os.environ.get("LOCAL_RANK", "0") != "0":
+        raise PhysrepError(
+            f"{command} runs as one process, but a launcher started {n}; train on several "
+            "GPUs with `torchrun --nproc-per-node N -m physrep pretrain ...` and give the "
+            "benchmark one process"
+        )
+
+
 def build_windows(cfg: PretrainConfig, data_dir: str | Path) -> tuple[WellWindows, WellWindows]:
     """Train windows (with the configured noise and fraction) and clean, full valid windows
     sharing the train split's parameter statistics."""
@@ -151,8 +175,14 @@ def build_module(cfg: PretrainConfig, windows: WellWindows) -> PretrainModule:
 
 
 def build_trainer(
-    cfg: PretrainConfig, out: Path, callbacks: list | None = None, progress: bool = True
+    cfg: PretrainConfig,
+    out: Path,
+    callbacks: list | None = None,
+    progress: bool = True,
+    quiet: bool = False,
 ):
+    """The Trainer of a pretraining run; `quiet` (inside the benchmark) swaps Lightning's
+    progress bars (training and every validation) for one bar over the optimiser steps."""
     from pytorch_lightning.callbacks import ModelCheckpoint
 
     t = cfg.train
@@ -174,6 +204,7 @@ def build_trainer(
         auto_insert_metric_name=False,
     )
     devices, nodes = launcher_layout(t)
+    bars = [StepBar()] if progress and quiet else []
     return pl.Trainer(
         accelerator="gpu" if gpu else "cpu",
         devices=devices,
@@ -188,10 +219,17 @@ def build_trainer(
         log_every_n_steps=t.log_every,
         check_val_every_n_epoch=t.val_every,
         deterministic=t.deterministic,
-        callbacks=[checkpoints, DivergenceGuard(), Throughput(), RNGState(), *(callbacks or [])],
+        callbacks=[
+            checkpoints,
+            DivergenceGuard(),
+            Throughput(),
+            RNGState(),
+            *bars,
+            *(callbacks or []),
+        ],
         default_root_dir=out,
         enable_model_summary=False,
-        enable_progress_bar=progress,
+        enable_progress_bar=progress and not quiet,
         num_sanity_val_steps=0,
     )
 
@@ -203,8 +241,12 @@ def pretrain(
     resume: bool = False,
     callbacks: list | None = None,
     progress: bool = True,
+    quiet: bool = False,
 ) -> Path:
-    """Train `cfg.method` on `data_dir`; write checkpoints, logs, run records and encoder.pt."""
+    """Train `cfg.method` on `data_dir`; write checkpoints, logs, run records and encoder.pt.
+
+    `quiet`: one progress bar over optimiser steps and none of Lightning's start-up lines
+    (for the benchmark, which trains many models); else Lightning's own bar and messages."""
     from physrep.runinfo import write_run_record
 
     out = Path(out)
@@ -216,7 +258,8 @@ def pretrain(
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     train, valid = build_windows(cfg, data_dir)
     module = build_module(cfg, train)
-    trainer = build_trainer(cfg, out, callbacks, progress)
+    with lightning_messages(quiet):
+        trainer = build_trainer(cfg, out, callbacks, progress, quiet)
     if trainer.is_global_zero:
         write_run_record(
             out, cfg, seed=cfg.seed, data_dir=data_dir, extra={"targets": train.targets.to_dict()}
@@ -230,9 +273,7 @@ def pretrain(
             valid, t.batch_size, shuffle=False, num_workers=t.num_workers
         ),
     }
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")
+    with lightning_messages(quiet):
         trainer.fit(module, **loaders, ckpt_path=str(last) if resume else None)
     if trainer.is_global_zero:
         export_encoder(
@@ -259,6 +300,25 @@ def export_initial(cfg: PretrainConfig, data_dir: str | Path, out: str | Path) -
     data = dataclasses.asdict(cfg.data)
     fields = list(train.field_names)
     return export_encoder(module, out / "encoder.pt", data=data, targets=targets, fields=fields)
+
+
+@contextlib.contextmanager
+def lightning_messages(quiet: bool):
+    """Hide what does not concern the user: warnings about Lightning's own internals (its
+    pytree `LeafSpec` deprecation, few DataLoader workers on purpose, a short epoch) always;
+    when `quiet`, also its start-up info (devices found, logging tips, dataloader loading)."""
+    logger = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    level = logger.level
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*LeafSpec.*")
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")
+        if quiet:
+            logger.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            logger.setLevel(level)
 
 
 def _loggers(names: list[str], out: Path) -> list:
@@ -291,6 +351,34 @@ class DivergenceGuard(pl.Callback):
                 f"loss became {loss.item() if loss is not None else 'nan'} at step "
                 f"{trainer.global_step} (epoch {trainer.current_epoch}){keep}"
             )
+
+
+class StepBar(pl.Callback):
+    """One progress bar over the run's optimiser steps, with ETA and the last loss."""
+
+    def on_train_start(self, trainer, module) -> None:
+        from tqdm.auto import tqdm
+
+        total = int(trainer.estimated_stepping_batches)
+        self.bar = tqdm(
+            total=total,
+            initial=trainer.global_step,
+            desc=f"train {module.name}",
+            unit="step",
+            leave=False,
+            disable=not trainer.is_global_zero,
+            dynamic_ncols=True,
+        )
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step > self.bar.n:
+            loss = trainer.callback_metrics.get("train/loss_step")
+            if loss is not None:
+                self.bar.set_postfix(loss=f"{float(loss):.3g}", refresh=False)
+            self.bar.update(trainer.global_step - self.bar.n)
+
+    def on_train_end(self, trainer, module) -> None:
+        self.bar.close()
 
 
 class Throughput(pl.Callback):

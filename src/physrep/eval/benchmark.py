@@ -3,8 +3,10 @@
 For each dataset of a preset (or a Well-format folder given by the user) the stages are
 simulate → pretrain each method (and the supervised control) → export the random-init control →
 embed (every encoder, and the physics features) → probe under every protocol → tables and
-report. Each stage writes files under OUT and is skipped when its output exists, so an
-interrupted benchmark resumes where it stopped; `rerun=True` recomputes everything.
+report. Each stage writes files under OUT and is reused when its output exists and was made
+from the same inputs (physrep.eval.stages), so an interrupted benchmark resumes where it
+stopped and an unchanged rerun computes nothing; a stage whose inputs changed is refused by
+name unless `rerun=True`, which recomputes it and everything downstream of it.
 
 Methods listed in `finetune_methods` are also fine-tuned end to end with an attentive head
 (the paper's MPP protocol), on the same fractions and seeds, as rows `<method>_finetuned`.
@@ -21,8 +23,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,17 +36,16 @@ from physrep.errors import ConfigError, PhysrepError
 from physrep.eval.embed import (
     FEATURES,
     Embeddings,
-    SplitEmbeddings,
-    chosen_trajectories,
     load_or_embed,
 )
 from physrep.eval.finetune import FinetuneConfig
-from physrep.eval.metrics import embedding_diagnostics, estimate_metrics
-from physrep.eval.probes import PROBES, ProbeConfig, fit_probe
+from physrep.eval.metrics import embedding_diagnostics
+from physrep.eval.probes import PROBES, ProbeConfig
+from physrep.eval.protocols import TEST_SPLITS, mean_control, run_probes
+from physrep.eval.stages import Stage, check_stage, clear, merge_timings, summary
 
 LEARNED = ("jepa", "videomae", "autoregressive", "disco")
 CONTROLS = ("mean", "random_init", "features", "supervised")
-TEST_SPLITS = ("test", "test_ood")
 
 
 @dataclass
@@ -143,14 +142,19 @@ class Benchmark:
         self.notes = notes  # markdown appended to results.md and the report
         self.well_dir = Path(well_dir) if well_dir else None
         self.timings: list[dict] = []
+        self.specs: dict[str, DatasetSpec] = {}  # by the dataset's name in rows and folders
+        self._fingerprints: dict[str, str] = {}
 
     # ---- the whole run -------------------------------------------------------------------
 
     def run(self) -> list[dict]:
         from physrep.runinfo import write_run_record
+        from physrep.train import refuse_launcher
 
-        self.out.mkdir(parents=True, exist_ok=True)
+        refuse_launcher("physrep benchmark")
         datasets = self.dataset_dirs()
+        self.check_stages(datasets)  # refuse a stale stage before anything is computed
+        self.out.mkdir(parents=True, exist_ok=True)
         write_run_record(
             self.out, self.cfg, extra={"datasets": {k: str(v) for k, v in datasets.items()}}
         )
@@ -158,45 +162,86 @@ class Benchmark:
         for name, data_dir in datasets.items():
             rows += self.run_dataset(name, data_dir)
         self.write_outputs(rows)
+        if self.progress:
+            tqdm.write(summary(self.timings))
         return rows
 
     def dataset_dirs(self) -> dict[str, Path]:
-        """Dataset name -> Well-format folder: the user's (`--well-dir`) or simulated ones."""
+        """Dataset name -> Well-format folder: the user's (`--well-dir`) or simulated ones.
+
+        A user's dataset is named by its files' `dataset_name`, whatever the preset calls its
+        datasets; it takes the preset's window settings when the preset has one dataset or
+        one of that name."""
         if self.well_dir is None:
+            self.specs = dict(self.cfg.datasets)
             return {name: self.out / name / "dataset" for name in self.cfg.datasets}
         if (self.well_dir / "data").is_dir():  # a single dataset folder
-            names = list(self.cfg.datasets)
-            name = names[0] if len(names) == 1 else self.well_dir.name
-            return {name: self.well_dir}
-        found = {n: self.well_dir / n for n in self.cfg.datasets if (self.well_dir / n).is_dir()}
-        if not found:
+            folders = {None: self.well_dir}
+        else:
+            folders = {
+                n: self.well_dir / n for n in self.cfg.datasets if (self.well_dir / n).is_dir()
+            }
+        if not folders:
             raise PhysrepError(
                 f"no dataset folder ({', '.join(self.cfg.datasets)}) and no data/ in it",
                 self.well_dir,
             )
+        found: dict[str, Path] = {}
+        only = next(iter(self.cfg.datasets.values())) if len(self.cfg.datasets) == 1 else None
+        for preset_name, folder in folders.items():
+            name = _dataset_name(folder)
+            if name in found:
+                raise PhysrepError(f"two datasets are named '{name}'", folder)
+            spec = self.cfg.datasets.get(preset_name or name, only)
+            found[name], self.specs[name] = folder, spec or DatasetSpec()
         return found
 
-    def run_dataset(self, name: str, data_dir: Path) -> list[dict]:
+    def check_stages(self, datasets: dict[str, Path]) -> None:
+        """Refuse (unless `rerun`) every simulated dataset and pretraining run made from other
+        inputs than the config now asks for; with `rerun`, the stages themselves clear them."""
+        for name, data_dir in datasets.items():
+            if self.well_dir is None:
+                check_stage(data_dir, to_dict(self.sim_config(name)), self.rerun)
+                if self.rerun or not (data_dir / "stats.yaml").is_file():
+                    continue  # the runs are checked against the dataset once it is complete
+            fingerprint = self.fingerprint(name, data_dir)
+            for method, seed in self.runs():
+                cfg = self.pretrain_config(name, method, seed)
+                check_stage(self.run_dir(name, method, seed), to_dict(cfg), self.rerun, fingerprint)
+
+    def runs(self) -> list[tuple[str, int]]:
+        """(method, pretraining seed) of every encoder: trained ones and random_init."""
+        methods = [*self.cfg.pretrained]
+        if "random_init" in self.cfg.controls:
+            methods.append("random_init")
+        return [(m, seed) for seed in self.cfg.pretrain_seeds for m in methods]
+
+    def run_dir(self, name: str, method: str, seed: int) -> Path:
+        return self.out / name / "pretrain" / f"{method}-s{seed}"
+
+    def fingerprint(self, name: str, data_dir: Path) -> str:
         from physrep.runinfo import data_fingerprint
 
+        if name not in self._fingerprints:
+            self._fingerprints[name] = data_fingerprint(data_dir)
+        return self._fingerprints[name]
+
+    def run_dataset(self, name: str, data_dir: Path) -> list[dict]:
         if self.well_dir is None:
-            with self.stage(name, "simulate"):
-                self.simulate(name, data_dir)
-        fingerprint = data_fingerprint(data_dir)
+            with self.stage(name, "simulate") as stage:
+                self.simulate(name, data_dir, stage)
+        fingerprint = self.fingerprint(name, data_dir)
         encoders: dict[tuple[str, int], Path] = {}
-        for seed in self.cfg.pretrain_seeds:
-            for method in self.cfg.pretrained:
-                with self.stage(name, f"pretrain {method} s{seed}"):
-                    encoders[method, seed] = self.pretrain(name, data_dir, method, seed)
-            if "random_init" in self.cfg.controls:
-                with self.stage(name, f"init random_init s{seed}"):
-                    encoders["random_init", seed] = self.random_init(name, data_dir, seed)
+        for method, seed in self.runs():
+            label = "init" if method == "random_init" else "pretrain"
+            with self.stage(name, f"{label} {method} s{seed}") as stage:
+                encoders[method, seed] = self.pretrain(name, data_dir, method, seed, stage)
         sources: dict[tuple[str, int], str | Path] = dict(encoders)
         if "features" in self.cfg.controls:
             sources["features", 0] = FEATURES
         rows: list[dict] = []
         for (method, pseed), source in sources.items():
-            with self.stage(name, f"embed {method} s{pseed}"):
+            with self.stage(name, f"embed {method} s{pseed}") as stage:
                 emb = load_or_embed(
                     source,
                     data_dir,
@@ -204,43 +249,54 @@ class Benchmark:
                     cfg=self.probe_windows(name),
                     batch_size=self.cfg.embed_batch,
                     fingerprint=fingerprint,
+                    progress=f"embed {name}/{method}" if self.progress else None,
                 )
-            with self.stage(name, f"probe {method} s{pseed}"):
-                rows += self.probe(name, method, pseed, emb)
+                if emb.cached:
+                    stage.reuse()
+                else:
+                    stage.outcome = ", ".join(f"{s} {len(e)}" for s, e in emb.splits.items())
+            with self.stage(name, f"probe {method} s{pseed}") as stage:
+                rows += self.probe(name, method, pseed, emb, stage)
             if pseed == self.cfg.pretrain_seeds[0]:
                 self.save_projection(name, method, emb)
             self.save_diagnostics(name, method, pseed, emb)
             if method in self.cfg.finetune_methods:
-                with self.stage(name, f"finetune {method} s{pseed}"):
-                    rows += self.finetune(name, data_dir, method, pseed, source, fingerprint)
+                with self.stage(name, f"finetune {method} s{pseed}") as stage:
+                    rows += self.finetune(name, data_dir, method, pseed, source, fingerprint, stage)
         if "mean" in self.cfg.controls:
             if not sources:
                 raise ConfigError("the mean control needs one other method (it reads targets)")
-            rows += self.mean_control(name, emb)
+            rows += mean_control(name, emb, self.cfg.fractions, self.cfg.probe_seeds)
         return rows
 
     # ---- stages --------------------------------------------------------------------------
 
-    def simulate(self, name: str, root: Path) -> None:
+    def sim_config(self, name: str):
         from physrep.sim.base import SimConfig
-        from physrep.sim.runner import plan, simulate_dataset
 
         spec = self.cfg.datasets[name]
         data = merge(read_yaml(preset_path("sim", f"{spec.system}_{spec.sim}")), spec.sim_overrides)
-        sim = from_dict(SimConfig, data)
-        if self.rerun and root.exists():
-            shutil.rmtree(root)
-        if (root / "stats.yaml").is_file() and _all_complete(plan(sim), root):
-            return
+        return from_dict(SimConfig, data)
+
+    def simulate(self, name: str, root: Path, stage: Stage) -> None:
+        from physrep.sim.runner import plan, simulate_dataset
+
+        sim = self.sim_config(name)
+        if check_stage(root, to_dict(sim), self.rerun):
+            clear(root)
+        tasks = plan(sim)
+        if (root / "stats.yaml").is_file() and _all_complete(tasks, root):
+            return stage.reuse(f"reused ({len(tasks)} files)")
         workers = self.cfg.sim_workers or os.cpu_count() or 1
         simulate_dataset(sim, root, workers=workers, progress=self.progress)
+        stage.outcome = f"{len(tasks)} parameter combinations in {root}"
 
     def pretrain_config(self, name: str, method: str, seed: int):
         from physrep.train import PretrainConfig
 
         data = read_yaml(preset_path("pretrain", self.cfg.pretrain))
         data = merge(data, self.cfg.pretrain_overrides)
-        data = merge(data, {"data": self.cfg.datasets.get(name, DatasetSpec()).windows})
+        data = merge(data, {"data": self.specs.get(name, DatasetSpec()).windows})
         data = merge(data, self.cfg.method_overrides.get(method, {}))
         train_as = "jepa" if method == "random_init" else method
         if method in self.cfg.variants:
@@ -254,28 +310,31 @@ class Benchmark:
         data = self.pretrain_config(name, "jepa", 0).data
         return dataclasses.replace(data, noise_std=0.0, fraction=1.0, target=False)
 
-    def pretrain(self, name: str, data_dir: Path, method: str, seed: int) -> Path:
-        from physrep.train import pretrain
+    def pretrain(self, name: str, data_dir: Path, method: str, seed: int, stage: Stage) -> Path:
+        """Train (or, for random_init, export at initialisation) one encoder, unless its run
+        folder already holds one made from the same config and data."""
+        from physrep.train import export_initial, pretrain
 
-        run = self.out / name / "pretrain" / f"{method}-s{seed}"
-        if self.rerun and run.exists():
-            shutil.rmtree(run)
-        if not (run / "encoder.pt").is_file():
+        run = self.run_dir(name, method, seed)
+        cfg = self.pretrain_config(name, method, seed)
+        if check_stage(run, to_dict(cfg), self.rerun, self.fingerprint(name, data_dir)):
+            clear(run)
+        if (run / "encoder.pt").is_file():
+            stage.reuse()
+        elif method == "random_init":
+            export_initial(cfg, data_dir, run)
+            stage.outcome = "exported the untrained encoder"
+        else:
             resume = (run / "checkpoints" / "last.ckpt").is_file()
-            cfg = self.pretrain_config(name, method, seed)
-            pretrain(cfg, data_dir, run, resume=resume, progress=self.progress)
+            pretrain(cfg, data_dir, run, resume=resume, progress=self.progress, quiet=True)
+            stage.outcome = f"{'resumed and ' if resume else ''}trained, {run / 'encoder.pt'}"
         return run / "encoder.pt"
 
-    def random_init(self, name: str, data_dir: Path, seed: int) -> Path:
-        from physrep.train import export_initial
-
-        run = self.out / name / "pretrain" / f"random_init-s{seed}"
-        if self.rerun or not (run / "encoder.pt").is_file():
-            export_initial(self.pretrain_config(name, "random_init", seed), data_dir, run)
-        return run / "encoder.pt"
-
-    def probe(self, name: str, method: str, pretrain_seed: int, emb: Embeddings) -> list[dict]:
-        """Every probe × fraction × seed on one source's embeddings, cached per source."""
+    def probe(
+        self, name: str, method: str, pretrain_seed: int, emb: Embeddings, stage: Stage
+    ) -> list[dict]:
+        """Every probe × fraction × seed on one source's embeddings, cached per source (the
+        key holds the embeddings' own key, so a rerun never needs to recompute a cache)."""
         cfg = self.cfg
         keyed = {
             "embeddings": emb.key,
@@ -287,12 +346,15 @@ class Benchmark:
         }
         key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
         cache = self.out / name / "probes" / f"{method}-s{pretrain_seed}-{key}.json"
-        if cache.is_file() and not self.rerun:
+        if cache.is_file():
+            stage.reuse()
             return json.loads(cache.read_text())
 
         def keep(probe, split, fraction, seed, pred, test):
             if fraction == 1.0 and seed == cfg.probe_seeds[0]:
-                self.save_predictions(name, method, probe, split, seed, pred, test, emb)
+                self.save_predictions(
+                    name, method, pretrain_seed, probe, split, seed, pred, test, emb
+                )
 
         rows = run_probes(
             name,
@@ -308,10 +370,26 @@ class Benchmark:
             progress=self.progress,
         )
         write_text_atomic(cache, json.dumps(rows, indent=1) + "\n")
+        headline = [
+            r["mse"]
+            for r in rows
+            if (r["probe"], r["split"], r["fraction"]) == (cfg.headline_probe, "test", 1.0)
+        ]
+        if headline:
+            stage.outcome = (
+                f"{len(rows)} rows; {cfg.headline_probe} test MSE {np.mean(headline):.3f}"
+            )
         return rows
 
     def finetune(
-        self, name: str, data_dir: Path, method: str, pretrain_seed: int, encoder: Path, data: str
+        self,
+        name: str,
+        data_dir: Path,
+        method: str,
+        pretrain_seed: int,
+        encoder: Path,
+        data: str,
+        stage: Stage,
     ) -> list[dict]:
         """End-to-end fine-tuning of `encoder` with an attentive head on every fraction × seed
         the attentive probe runs on; each run's rows cached on its own (resumable)."""
@@ -333,6 +411,7 @@ class Benchmark:
         label = f"{method}_finetuned"
         splits = tuple(s for s in TEST_SPLITS if s in present_splits(data_dir))
         rows: list[dict] = []
+        ran = 0
         for fraction, seed in tqdm(
             [(f, s) for f in fractions for s in cfg.probe_seeds],
             desc=f"finetune {name}/{method}",
@@ -345,52 +424,41 @@ class Benchmark:
                 / "finetune"
                 / f"{label}-s{pretrain_seed}-f{fraction}-{seed}-{key}.json"
             )
-            if cache.is_file() and not self.rerun:
+            if cache.is_file():
                 rows += json.loads(cache.read_text())
                 continue
+            ran += 1
             result = finetune(encoder, data_dir, cfg.finetune, fraction, seed, splits, windows)
             made = result_rows(name, label, result, fraction, seed, pretrain_seed)
-            if (fraction, seed, pretrain_seed) == (1.0, cfg.probe_seeds[0], cfg.pretrain_seeds[0]):
+            if (fraction, seed) == (1.0, cfg.probe_seeds[0]):
                 for split, got in result.splits.items():
-                    self._save_finetuned(name, label, split, seed, got, result.targets)
+                    self._save_finetuned(
+                        name, label, pretrain_seed, split, seed, got, result.targets
+                    )
             write_text_atomic(cache, json.dumps(made, indent=1) + "\n")
             rows += made
+        if ran:
+            stage.outcome = f"fine-tuned {ran} runs (fraction x seed)"
+        else:
+            stage.reuse()
         return rows
 
-    def _save_finetuned(self, name, label, split, seed, got, targets) -> None:
-        save_npz_atomic(
-            self.out / name / "predictions" / f"{label}__attentive__{split}__f1__s{seed}.npz",
-            pred=targets.decode(got.pred),
-            true=targets.decode(got.params),
-            trajectory=got.trajectory,
-            names=np.array(targets.names),
-        )
+    def _save_finetuned(self, name, label, pretrain_seed, split, seed, got, targets) -> None:
+        from physrep.eval.predictions import prediction_file, write_predictions
 
-    def mean_control(self, name: str, emb: Embeddings) -> list[dict]:
-        """Predict the mean of the training targets: MSE ≈ 1 by construction."""
-        rows = []
-        for fraction in self.cfg.fractions:
-            for seed in self.cfg.probe_seeds:
-                train = subset_trajectories(emb.splits["train"], fraction, seed)
-                for split in (s for s in TEST_SPLITS if s in emb.splits):
-                    test = emb.splits[split]
-                    pred = np.broadcast_to(train.params.mean(0), test.params.shape)
-                    metrics = estimate_metrics(pred, test.params, test.trajectory, emb.targets)
-                    key = _row_key(name, "mean", "none", split, fraction, seed, 0)
-                    rows.append({**key, **metrics, "n_train": len(train), "n_test": len(test)})
-        return rows
+        path = prediction_file(self.out, name, label, "attentive", split, seed, pretrain_seed)
+        true = targets.decode(got.params)
+        write_predictions(path, targets.decode(got.pred), true, got.trajectory, targets.names)
 
-    def save_predictions(self, name, method, probe, split, seed, pred, test, emb) -> None:
+    def save_predictions(
+        self, name, method, pretrain_seed, probe, split, seed, pred, test, emb
+    ) -> None:
         """Physical-unit predictions of the full-data probe, for the report's scatter plots."""
-        stem = f"{method}__{probe}__{split}__f1__s{seed}"
-        path = self.out / name / "predictions" / f"{stem}.npz"
-        save_npz_atomic(
-            path,
-            pred=emb.targets.decode(pred),
-            true=test.params_raw,
-            trajectory=test.trajectory,
-            names=np.array(emb.names),
-        )
+        from physrep.eval.predictions import prediction_file, write_predictions
+
+        path = prediction_file(self.out, name, method, probe, split, seed, pretrain_seed)
+        decoded = emb.targets.decode(pred)
+        write_predictions(path, decoded, test.params_raw, test.trajectory, emb.names)
 
     def save_projection(self, name: str, method: str, emb: Embeddings) -> None:
         """2-D PCA of the standardised, mean-pooled test embeddings, for the report."""
@@ -416,173 +484,26 @@ class Benchmark:
 
     def write_outputs(self, rows: list[dict]) -> None:
         from physrep.eval.results import write_results
+        from physrep.eval.tables import read_timings, write_tables_and_report
 
         write_results(self.out / "results.json", rows)
-        write_text_atomic(self.out / "timings.json", json.dumps(self.timings, indent=1) + "\n")
-        write_tables_and_report(self.out, rows, self.timings, self.notes)
+        timings = merge_timings(read_timings(self.out), self.timings)
+        write_text_atomic(self.out / "timings.json", json.dumps(timings, indent=1) + "\n")
+        write_tables_and_report(
+            self.out, rows, timings, self.notes, headline_probe=self.cfg.headline_probe
+        )
 
     # ---- bookkeeping ---------------------------------------------------------------------
 
-    def stage(self, dataset: str, name: str):
-        return _Stage(self.timings, dataset, name, self.progress)
+    def stage(self, dataset: str, name: str) -> Stage:
+        return Stage(self.timings, dataset, name, self.progress)
 
 
-class _Stage:
-    """Times one stage and announces it (tqdm.write keeps progress bars intact)."""
+def _dataset_name(folder: Path) -> str:
+    """The `dataset_name` its train files carry (The Well's own name for it)."""
+    from physrep.data.validate import inspect_dataset
 
-    def __init__(self, log: list[dict], dataset: str, name: str, verbose: bool):
-        self.log, self.dataset, self.name, self.verbose = log, dataset, name, verbose
-
-    def __enter__(self):
-        if self.verbose:
-            tqdm.write(f"[{self.dataset}] {self.name} …")
-        self.start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        seconds = time.perf_counter() - self.start
-        self.log.append({"dataset": self.dataset, "stage": self.name, "seconds": round(seconds, 2)})
-
-
-def run_probes(
-    dataset: str,
-    method: str,
-    emb: Embeddings,
-    probes: list[str],
-    fractions: list[float],
-    seeds: list[int],
-    probe_cfg: ProbeConfig,
-    efficiency_probes: list[str] | None = None,
-    pretrain_seed: int = 0,
-    on_prediction=None,
-    progress: bool = True,
-) -> list[dict]:
-    """Fit every probe × fraction × seed on `emb` (train; selected on valid) and score it on
-    each test split present. Fractions below 1 run only for `efficiency_probes` (default: all).
-    `on_prediction(probe, split, fraction, seed, pred, test)` sees every prediction."""
-    efficiency = probes if efficiency_probes is None else efficiency_probes
-    jobs = [
-        (probe, fraction, seed)
-        for probe in probes
-        for fraction in fractions
-        if fraction == 1.0 or probe in efficiency
-        for seed in seeds
-    ]
-    rows = []
-    valid = emb.splits["valid"]
-    for probe, fraction, seed in tqdm(
-        jobs, desc=f"probe {dataset}/{method}", disable=not progress, leave=False
-    ):
-        train = subset_trajectories(emb.splits["train"], fraction, seed)
-        fitted = fit_probe(
-            probe, (train.tokens, train.params), (valid.tokens, valid.params), probe_cfg, seed
-        )
-        for split in (s for s in TEST_SPLITS if s in emb.splits):
-            test = emb.splits[split]
-            pred = fitted.predict(test.tokens)
-            rows.append(
-                {
-                    **_row_key(dataset, method, probe, split, fraction, seed, pretrain_seed),
-                    **estimate_metrics(pred, test.params, test.trajectory, emb.targets),
-                    "valid_mse": fitted.valid_mse,
-                    "n_train": len(train),
-                    "n_train_trajectories": len(np.unique(train.trajectory)),
-                    "n_test": len(test),
-                    **fitted.detail,
-                }
-            )
-            if on_prediction is not None:
-                on_prediction(probe, split, fraction, seed, pred, test)
-    return rows
-
-
-def subset_trajectories(split: SplitEmbeddings, fraction: float, seed: int) -> SplitEmbeddings:
-    """The windows of a seeded `fraction` of the split's trajectories (nested: for one seed,
-    a smaller fraction's trajectories are a subset of a larger one's)."""
-    if fraction >= 1.0:
-        return split
-    keep = np.isin(split.trajectory, chosen_trajectories(split.trajectory, fraction, seed))
-    return SplitEmbeddings(*(getattr(split, f.name)[keep] for f in dataclasses.fields(split)))
-
-
-def write_tables_and_report(
-    out: Path, rows: list[dict], timings: list[dict], notes: str = ""
-) -> None:
-    """results.md and report.html from result rows, stage timings and free-form notes."""
-    from physrep.eval.report import write_report, write_results_md
-
-    parts = (notes, diagnostics_table(out), timing_table(timings))
-    text = "\n\n".join(n for n in parts if n)
-    write_results_md(rows, out / "results.md", notes=text)
-    write_report(out, rows, notes=text)
-
-
-def rewrite_report(out: str | Path, notes: str = "") -> Path:
-    """Regenerate results.md and report.html of a finished benchmark folder (e.g. with notes),
-    from its results.json and timings.json, without rerunning any stage."""
-    from physrep.eval.results import read_results
-
-    out = Path(out)
-    rows = read_results(out / "results.json")
-    timings_file = out / "timings.json"
-    timings = json.loads(timings_file.read_text()) if timings_file.is_file() else []
-    write_tables_and_report(out, rows, timings, notes)
-    return out / "report.html"
-
-
-def diagnostics_table(out: Path) -> str:
-    """Markdown table of every embedding's window-level diagnostics found under `out`."""
-    from physrep.eval.report import METHOD_ORDER
-
-    records = []
-    for path in sorted(Path(out).glob("*/diagnostics/*.json")):
-        try:
-            records.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue  # a damaged optional file is left out, not fatal
-    if not records:
-        return ""
-    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
-    records.sort(key=lambda r: (r["dataset"], rank.get(r["method"], 99), r["method"]))
-    lines = [
-        "## Embedding diagnostics (train windows, mean-pooled, standardised)",
-        "",
-        "Effective rank of the window embeddings, and the share of their variance explained by "
-        "the parameter values and by trajectory identity (the excess over the parameter share "
-        "is initial-condition identity, which a probe must learn to ignore).",
-        "",
-        "| dataset | method | pretrain seed | effective rank | parameter share | "
-        "trajectory share | top PC share |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    lines += [
-        f"| {r['dataset']} | {r['method']} | {r['pretrain_seed']} | {r['effective_rank']:.1f} "
-        f"| {r['param_share']:.2f} | {r['trajectory_share']:.2f} | {r['top_pc_share']:.2f} |"
-        for r in records
-    ]
-    return "\n".join([*lines, ""])
-
-
-def timing_table(timings: list[dict]) -> str:
-    """Markdown table of wall time per stage (this process's stages only)."""
-    if not timings:
-        return ""
-    lines = ["## Wall time per stage", "", "| dataset | stage | seconds |", "|---|---|---|"]
-    lines += [f"| {t['dataset']} | {t['stage']} | {t['seconds']:.1f} |" for t in timings]
-    total = sum(t["seconds"] for t in timings)
-    return "\n".join([*lines, f"| all | total | {total:.1f} |", ""])
-
-
-def _row_key(dataset, method, probe, split, fraction, seed, pretrain_seed) -> dict:
-    return {
-        "dataset": dataset,
-        "method": method,
-        "probe": probe,
-        "split": split,
-        "fraction": float(fraction),
-        "seed": int(seed),
-        "pretrain_seed": int(pretrain_seed),
-    }
+    return inspect_dataset(folder, ["train"], scan_values=False).name
 
 
 def _all_complete(tasks, root: Path) -> bool:

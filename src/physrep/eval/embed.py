@@ -16,9 +16,11 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from physrep.atomic import save_npz_atomic, write_text_atomic
 from physrep.config import from_dict, to_dict
@@ -51,6 +53,7 @@ class Embeddings:
     targets: ParamTargets
     key: str
     path: Path
+    cached: bool = False  # read from the cache rather than computed by this call
 
     @property
     def names(self) -> list[str]:
@@ -79,13 +82,19 @@ def cache_key(source: str, fingerprint: str, cfg: WindowConfig, splits: Sequence
 
 
 def embed_windows(
-    fn: Callable[[torch.Tensor], torch.Tensor], windows: WellWindows, batch_size: int = 32
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    windows: WellWindows,
+    batch_size: int = 32,
+    bar: Any = None,
 ) -> SplitEmbeddings:
-    """Run `fn` (context (B,C,T,H,W) -> tokens (B,N,D)) over every window, in order."""
+    """Run `fn` (context (B,C,T,H,W) -> tokens (B,N,D)) over every window, in order
+    (advancing the progress `bar`, if given, by the windows done)."""
     chunks = []
     with torch.inference_mode():
         for batch in make_loader(windows, batch_size, shuffle=False, pin_memory=False):
             out = fn(batch["context"])
+            if bar is not None:
+                bar.update(len(out))
             if out.ndim == 2:  # a single vector per window: one token
                 out = out[:, None]
             chunks.append(out.float().cpu().numpy())
@@ -144,9 +153,11 @@ def load_or_embed(
     splits: Sequence[str] | None = None,
     batch_size: int = 32,
     fingerprint: str | None = None,
+    progress: str | None = None,
 ) -> Embeddings:
     """Embeddings of `data_dir` by `source` (an exported `encoder.pt`, or "features"), from
-    the cache in `cache_dir` when one with the same key exists, else computed and cached."""
+    the cache in `cache_dir` when one with the same key exists, else computed and cached
+    (under one progress bar over every split's windows, labelled `progress`, if given)."""
     from physrep.runinfo import data_fingerprint
 
     data_dir = Path(data_dir)
@@ -174,11 +185,13 @@ def load_or_embed(
     train = WellWindows(data_dir, "train", cfg)
     if encoder is not None:
         check_fields(encoder, train.field_names, data_dir)
-    made = {"train": embed_windows(fn, train, batch_size)}
-    for split in splits:
-        if split != "train":
-            windows = WellWindows(data_dir, split, cfg, targets=train.targets)
-            made[split] = embed_windows(fn, windows, batch_size)
+    windows = {
+        s: WellWindows(data_dir, s, cfg, targets=train.targets) for s in splits if s != "train"
+    }
+    windows = {"train": train, **windows}
+    total = sum(len(w) for w in windows.values())
+    with tqdm(total=total, desc=progress, unit="window", leave=False, disable=not progress) as bar:
+        made = {s: embed_windows(fn, w, batch_size, bar) for s, w in windows.items()}
     emb = Embeddings(made, train.targets, key, path)
     _write(emb, {"source": str(source), "source_id": source_id, "data": str(data_dir)})
     return emb
@@ -208,4 +221,4 @@ def _read(path: Path, key: str) -> Embeddings | None:
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
     order = [s for s in EVAL_SPLITS if s in splits] + sorted(set(splits) - set(EVAL_SPLITS))
-    return Embeddings({s: splits[s] for s in order}, targets, key, path)
+    return Embeddings({s: splits[s] for s in order}, targets, key, path, cached=True)

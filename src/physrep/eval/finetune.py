@@ -167,6 +167,7 @@ def finetune(
     `splits`. The encoder file is not modified."""
     from physrep.eval.embed import check_fields, chosen_trajectories, encoder_windows
     from physrep.models.export import load_encoder
+    from physrep.train import lightning_messages
 
     cfg = cfg or FinetuneConfig()
     cfg.validate()
@@ -182,22 +183,23 @@ def finetune(
         dim = encoder.encode(train.tensors[0][:1]).shape[-1]
     module = FineTuner(encoder, len(train_windows.param_names), dim, cfg)
     guard = _LossGuard()
-    trainer = pl.Trainer(
-        accelerator="cpu" if not torch.cuda.is_available() else "auto",
-        devices=1,
-        max_epochs=cfg.epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        deterministic=True,
-        gradient_clip_val=1.0,
-        callbacks=[guard],
-    )
-    shuffle = make_loader(train, cfg.batch_size, shuffle=True, seed=seed, pin_memory=False)
-    ordered = DataLoader(valid, batch_size=cfg.batch_size * 4)
-    trainer.fit(module, shuffle, ordered)
+    with lightning_messages(quiet=True):
+        trainer = pl.Trainer(
+            accelerator="cpu" if not torch.cuda.is_available() else "auto",
+            devices=1,
+            max_epochs=cfg.epochs,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            deterministic=True,
+            gradient_clip_val=1.0,
+            callbacks=[guard],
+        )
+        shuffle = make_loader(train, cfg.batch_size, shuffle=True, seed=seed, pin_memory=False)
+        ordered = DataLoader(valid, batch_size=cfg.batch_size * 4)
+        trainer.fit(module, shuffle, ordered)
     module.load_state_dict(module.best_state)
     module.eval()
     predicted = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,21 @@ SCORE_PREFIXES = ("r2_",)
 IDENTITY_KEYS = ("dataset", "method", "probe", "split", "fraction", "seed", "pretrain_seed")
 
 Key = tuple[Any, ...]
+
+# How rows are shown: methods and probes in this order first, any others alphabetically after.
+METHOD_ORDER = [
+    "mean",
+    "random_init",
+    "features",
+    "jepa",
+    "videomae",
+    "autoregressive",
+    "autoregressive_finetuned",
+    "disco",
+    "supervised",
+]
+PROBE_ORDER = ["attentive", "linear", "mlp", "ridge"]
+CONTROL = "mean"  # the control row: no encoder, no probe (probe "none"); shown in every table
 
 
 def _is_int(value: object) -> bool:
@@ -155,3 +170,10 @@ def summarise(
         key: (float(np.mean(values)), float(np.std(values)), len(values))
         for key, values in groups.items()
     }
+
+
+def ordered(names: Iterable[str], preferred: Sequence[str]) -> list[str]:
+    """Distinct `names`, those in `preferred` first in its order, the rest alphabetically:
+    every table and plot lists methods (and probes) the same way."""
+    rank = {name: i for i, name in enumerate(preferred)}
+    return sorted(set(names), key=lambda name: (rank.get(name, len(rank)), name))

@@ -1,0 +1,157 @@
+"""Which benchmark stages a rerun reuses: an unchanged rerun computes nothing; a changed key
+that shapes a stage (simulation parameter, epochs, encoder, window) is refused by name, and
+`--rerun` recomputes that stage and what follows it. Also: a user's dataset keeps its own
+name, and a multi-process launcher is refused before anything is written."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from physrep.config import preset_path, read_yaml
+from physrep.eval.results import read_results
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+def preset(tmp_path: Path, name: str, **changes) -> Path:
+    """The tiny preset cut to JEPA and the mean control with one ridge probe, plus `changes`
+    merged into it, written as a YAML file a user would edit."""
+    cfg = read_yaml(preset_path("benchmark", "tiny"))
+    cfg.update(
+        methods=["jepa"],
+        controls=["mean"],
+        probes=["ridge"],
+        efficiency_probes=["ridge"],
+        headline_probe="ridge",
+        probe_seeds=[0],
+        fractions=[1.0],
+        finetune_methods=[],
+    )
+    for key, value in changes.items():
+        section, _, leaf = key.partition("__")
+        if leaf:
+            cfg.setdefault(section, {}).update(yaml.safe_load(yaml.safe_dump({leaf: value})))
+        else:
+            cfg[key] = value
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def timings(out: Path) -> dict[str, bool]:
+    """stage -> reused, from the run's timings.json."""
+    return {t["stage"]: t["reused"] for t in json.loads((out / "timings.json").read_text())}
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    from physrep.cli import main
+
+    tmp = tmp_path_factory.mktemp("stages")
+    out = tmp / "out"
+    assert main(["benchmark", "--preset", str(preset(tmp, "base")), "--out", str(out)]) == 0
+    return tmp, out
+
+
+def run(cli, config: Path, out: Path, *flags: str):
+    return cli("benchmark", "--preset", config, "--out", out, *flags)
+
+
+def stamp(path: Path) -> int:
+    return path.stat().st_mtime_ns
+
+
+def test_an_unchanged_rerun_runs_no_stage(first_run, cli):
+    tmp, out = first_run
+    encoder = out / "shear_flow" / "pretrain" / "jepa-s0" / "encoder.pt"
+    before, rows = stamp(encoder), read_results(out / "results.json")
+    code, text, err = run(cli, tmp / "base.yaml", out)
+    assert code == 0, err
+    reused = timings(out)
+    assert len(reused) == 4 and all(reused.values()), reused  # simulate, pretrain, embed, probe
+    assert "reused every stage (4 of 4)" in text + err
+    assert stamp(encoder) == before and read_results(out / "results.json") == rows
+
+
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        ({"pretrain_overrides__train": {"max_epochs": 3}}, "train.max_epochs"),
+        ({"method_overrides__jepa": {"jepa": {"encoder": "small"}}}, "jepa.encoder"),
+        ({"pretrain_overrides__data": {"frames": 2, "stride": 4}}, "data.frames"),
+    ],
+)
+def test_a_changed_training_key_is_refused_by_name(first_run, cli, change, key):
+    tmp, out = first_run
+    encoder = out / "shear_flow" / "pretrain" / "jepa-s0" / "encoder.pt"
+    before = stamp(encoder)
+    code, _, err = run(cli, preset(tmp, key, **change), out)
+    assert code == 2 and f"'{key}' was" in err and "--rerun" in err, err
+    assert len(err.strip().splitlines()) == 1 and "jepa-s0" in err
+    assert stamp(encoder) == before  # nothing was touched
+
+
+def test_rerun_recomputes_the_changed_stage_and_what_follows(first_run, cli):
+    tmp, out = first_run
+    config = preset(tmp, "epochs", pretrain_overrides__train={"max_epochs": 3})
+    code, _, err = run(cli, config, out, "--rerun")
+    assert code == 0, err
+    assert timings(out) == {
+        "simulate": True,
+        "pretrain jepa s0": False,
+        "embed jepa s0": False,
+        "probe jepa s0": False,
+    }
+    record = read_yaml(out / "shear_flow" / "pretrain" / "jepa-s0" / "config.yaml")
+    assert record["train"]["max_epochs"] == 3  # the record says what made the encoder
+    code, _, err = run(cli, config, out)
+    assert code == 0 and all(timings(out).values()), err
+
+
+def test_a_changed_simulation_parameter_recomputes_everything(tmp_path, cli):
+    out = tmp_path / "out"
+    assert run(cli, preset(tmp_path, "base"), out)[0] == 0
+    grid = {"params": {"Reynolds": [1.0e4, 2.0e4, 5.0e4], "Schmidt": [0.1, 0.3]}}
+    datasets = read_yaml(preset_path("benchmark", "tiny"))["datasets"]
+    datasets["shear_flow"]["sim_overrides"].update(grid)
+    config = preset(tmp_path, "schmidt", datasets=datasets)
+    code, _, err = run(cli, config, out)
+    assert code == 2 and "'params.Schmidt' was [0.1, 0.2]" in err and "dataset" in err, err
+    code, _, err = run(cli, config, out, "--rerun")
+    assert code == 0, err
+    assert not any(timings(out).values())
+    rows = read_results(out / "results.json")
+    assert {r["dataset"] for r in rows} == {"shear_flow"}
+
+
+def test_a_user_dataset_keeps_its_own_name(synthetic_dataset, tmp_path, cli):
+    data = synthetic_dataset("shear_flow", dataset_name="damped_waves")
+    out = tmp_path / "out"
+    code, _, err = cli(
+        "benchmark", "--preset", preset(tmp_path, "base"), "--well-dir", data, "--out", out
+    )
+    assert code == 0, err
+    assert {r["dataset"] for r in read_results(out / "results.json")} == {"damped_waves"}
+    assert (out / "damped_waves" / "pretrain" / "jepa-s0" / "encoder.pt").is_file()
+    assert not (out / "shear_flow").exists()
+    assert "damped_waves" in (out / "results.md").read_text()
+
+
+def test_a_launcher_is_refused_before_anything_is_written(tmp_path):
+    """Two processes under torchrun (gloo, CPU): each stops in one line, nothing simulated."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    out = tmp_path / "out"
+    cmd = [str(torchrun), "--nproc-per-node", "2", "--master-port", "29547", "-m", "physrep",
+           "benchmark", "--preset", "tiny", "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("physrep: error")]
+    assert len(errors) == 2 and all("runs as one process" in e for e in errors), proc.stderr
+    assert "physrep pretrain" in errors[0]
+    assert not out.exists()
