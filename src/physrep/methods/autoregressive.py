@@ -9,18 +9,14 @@ learned nothing about the dynamics. The probed tokens are the last context step'
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import torch
 
 from physrep.config import check
 from physrep.losses import normalised_mse
-from physrep.methods.common import DataShape, OptimConfig, PretrainModule, encoder_preset
+from physrep.methods.common import OptimConfig, PretrainModule, encoder_preset
 from physrep.models.avit import AVIT_PRESETS, AViT
-
-if TYPE_CHECKING:
-    from physrep.train import PretrainConfig
 
 
 @dataclass
@@ -39,6 +35,7 @@ class AutoregressiveConfig:
 
 class Autoregressive(PretrainModule):
     name, builder, config_class = "autoregressive", "avit", AutoregressiveConfig
+    shape_fields = ("channels", "frames", "frame_shape", "periodic")
 
     def __init__(
         self,
@@ -64,18 +61,6 @@ class Autoregressive(PretrainModule):
         }
         self.encoder = AViT(**self.encoder_kwargs)  # with its head, so fine-tuning gets it all
         self.seed = seed
-
-    @classmethod
-    def from_config(cls, cfg: PretrainConfig, shape: DataShape) -> Autoregressive:
-        return cls(
-            shape.channels,
-            shape.frames,
-            shape.frame_shape,
-            shape.periodic,
-            autoregressive=asdict(cfg.autoregressive),
-            optim=asdict(cfg.optim),
-            seed=cfg.seed,
-        )
 
     def loss(
         self, batch: dict, generator: torch.Generator | None = None

@@ -166,8 +166,9 @@ class PretrainModule(pl.LightningModule):
     each validation, and the export of `self.encoder`.
 
     A method sets `name` (its registry key and config section), `builder` (the encoder class
-    `load_encoder` rebuilds), `self.encoder`, `self.encoder_kwargs`, `self.cfg`,
-    `self.optim_cfg` and `self.seed`, and implements `from_config`, `loss` and `trainable`.
+    `load_encoder` rebuilds), `config_class`, `shape_fields`, `self.encoder`,
+    `self.encoder_kwargs`, `self.cfg`, `self.optim_cfg` and `self.seed`, and implements `loss`
+    and `trainable`.
     `loss` returns named scalar terms, "loss" the one optimised; it may add "context_tokens"
     (B, N, D) when it computed them anyway, which spares validation an extra encoder pass.
     """
@@ -176,13 +177,19 @@ class PretrainModule(pl.LightningModule):
     builder: str
     config_class: type | None  # the method's config section; None: it reads another's
 
+    shape_fields: tuple[str, ...] = ("channels", "frames")  # DataShape fields __init__ takes first
+
     def __init__(self):
         super().__init__()
         self._val_pooled: list[torch.Tensor] = []
 
     @classmethod
     def from_config(cls, cfg: PretrainConfig, shape: DataShape) -> PretrainModule:
-        raise NotImplementedError
+        """The method built from a PretrainConfig (its own section, optim, seed) and the data's
+        shape: `cls(*shape fields, <name>=section, optim=..., seed=...)`."""
+        section = {cls.name: asdict(getattr(cfg, cls.name))} if cls.config_class else {}
+        args = [getattr(shape, name) for name in cls.shape_fields]
+        return cls(*args, **section, optim=asdict(cfg.optim), seed=cfg.seed)
 
     def loss(
         self, batch: dict, generator: torch.Generator | None = None

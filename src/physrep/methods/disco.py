@@ -9,19 +9,15 @@ representation that gets probed (models/disco.py).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import torch
 
 from physrep.config import check
 from physrep.errors import ConfigError
 from physrep.losses import normalised_mse
-from physrep.methods.common import DataShape, OptimConfig, PretrainModule, encoder_preset
+from physrep.methods.common import OptimConfig, PretrainModule, encoder_preset
 from physrep.models.disco import DISCO_PRESETS, DiscoEncoder
-
-if TYPE_CHECKING:
-    from physrep.train import PretrainConfig
 
 
 @dataclass
@@ -39,6 +35,7 @@ class DiscoConfig:
 
 class Disco(PretrainModule):
     name, builder, config_class = "disco", "disco", DiscoConfig
+    shape_fields = ("channels", "frames", "frame_shape", "periodic")
 
     def __init__(
         self,
@@ -70,18 +67,6 @@ class Disco(PretrainModule):
         }
         self.encoder = DiscoEncoder(**self.encoder_kwargs)
         self.seed = seed
-
-    @classmethod
-    def from_config(cls, cfg: PretrainConfig, shape: DataShape) -> Disco:
-        return cls(
-            shape.channels,
-            shape.frames,
-            shape.frame_shape,
-            shape.periodic,
-            disco=asdict(cfg.disco),
-            optim=asdict(cfg.optim),
-            seed=cfg.seed,
-        )
 
     def loss(
         self, batch: dict, generator: torch.Generator | None = None

@@ -11,8 +11,8 @@ across DDP ranks, so N GPUs compute the loss of the global batch, not N local on
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.distributed as dist
@@ -28,9 +28,6 @@ from physrep.methods.common import (
     encoder_preset,
 )
 from physrep.models import ENCODER_PRESETS, ConvNeXt3D, ConvPredictor
-
-if TYPE_CHECKING:
-    from physrep.train import PretrainConfig
 
 
 @dataclass
@@ -61,6 +58,7 @@ class JEPAConfig:
 
 class JEPA(PretrainModule):
     name, builder, config_class = "jepa", "convnext3d", JEPAConfig
+    shape_fields = ("channels", "frames", "periodic")
 
     def __init__(
         self,
@@ -87,17 +85,6 @@ class JEPA(PretrainModule):
         if self.cfg.ema > 0:
             self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.seed = seed
-
-    @classmethod
-    def from_config(cls, cfg: PretrainConfig, shape: DataShape) -> JEPA:
-        return cls(
-            shape.channels,
-            shape.frames,
-            shape.periodic,
-            jepa=asdict(cfg.jepa),
-            optim=asdict(cfg.optim),
-            seed=cfg.seed,
-        )
 
     def loss(
         self, batch: dict, generator: torch.Generator | None = None

@@ -56,15 +56,8 @@ class Supervised(PretrainModule):
     @classmethod
     def from_config(cls, cfg: PretrainConfig, shape: DataShape) -> Supervised:
         encoder = {k: getattr(cfg.jepa, k) for k in ("encoder", "encoder_args", "padding")}
-        return cls(
-            shape.channels,
-            shape.frames,
-            shape.n_params,
-            shape.periodic,
-            supervised=encoder,
-            optim=asdict(cfg.optim),
-            seed=cfg.seed,
-        )
+        args = (shape.channels, shape.frames, shape.n_params, shape.periodic)
+        return cls(*args, supervised=encoder, optim=asdict(cfg.optim), seed=cfg.seed)
 
     def loss(
         self, batch: dict, generator: torch.Generator | None = None

@@ -8,18 +8,14 @@ encoder is probed with every tube visible.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import torch
 
 from physrep.config import check
 from physrep.losses import masked_patch_mse
-from physrep.methods.common import DataShape, OptimConfig, PretrainModule, encoder_preset
+from physrep.methods.common import OptimConfig, PretrainModule, encoder_preset
 from physrep.models import VIT_PRESETS, VideoMAEDecoder, VideoViT, patchify, random_tube_keep
-
-if TYPE_CHECKING:
-    from physrep.train import PretrainConfig
 
 
 @dataclass
@@ -41,6 +37,7 @@ class VideoMAEConfig:
 
 class VideoMAE(PretrainModule):
     name, builder, config_class = "videomae", "vit", VideoMAEConfig
+    shape_fields = ("channels", "frames", "frame_shape")
 
     def __init__(
         self,
@@ -73,17 +70,6 @@ class VideoMAE(PretrainModule):
             heads=self.cfg.decoder_heads,
         )
         self.seed = seed
-
-    @classmethod
-    def from_config(cls, cfg: PretrainConfig, shape: DataShape) -> VideoMAE:
-        return cls(
-            shape.channels,
-            shape.frames,
-            shape.frame_shape,
-            videomae=asdict(cfg.videomae),
-            optim=asdict(cfg.optim),
-            seed=cfg.seed,
-        )
 
     def loss(
         self, batch: dict, generator: torch.Generator | None = None
