@@ -35,3 +35,20 @@ def cli(capsys):
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture
+def written_velocity(tmp_path):
+    """Simulate a one-file config through the real runner and writer; return the velocity
+    (float32, as stored) read back from the written HDF5 file."""
+    import h5py
+
+    from physrep.sim.runner import simulate_dataset
+
+    def run(cfg):
+        simulate_dataset(cfg, tmp_path, progress=False)
+        (path,) = (tmp_path / "data").rglob("*.hdf5")
+        with h5py.File(path) as h5:
+            return h5["t1_fields/velocity"][...]
+
+    return run

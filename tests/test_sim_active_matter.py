@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import h5py
 import numpy as np
 import pytest
 import torch
@@ -20,7 +19,6 @@ from physrep.sim.active_matter import (
     simulate,
 )
 from physrep.sim.base import SimConfig, SimulationError
-from physrep.sim.runner import simulate_dataset
 from physrep.sim.spectral import divergence_ratio
 
 
@@ -113,7 +111,7 @@ def test_simulate_shapes_dtypes_and_batching():
         np.testing.assert_allclose(arr, np.concatenate([o[name] for o in single]), atol=1e-6)
 
 
-def test_stored_velocity_is_divergence_free(tmp_path):
+def test_stored_velocity_is_divergence_free(written_velocity):
     """The file holds the spectral truncation of the flow simulated 2x finer, so ∇·u = 0
     survives on the stored grid: 8e-8 here, the float32 rounding (1e-15 before the cast),
     where block averages aliased 6e-3 in."""
@@ -123,10 +121,7 @@ def test_stored_velocity_is_divergence_free(tmp_path):
         ics_per_file=1,
         options={"dt": 0.01},
     )
-    simulate_dataset(cfg, tmp_path, progress=False)
-    (path,) = (tmp_path / "data").rglob("*.hdf5")
-    with h5py.File(path) as h5:
-        velocity = h5["t1_fields/velocity"][...]
+    velocity = written_velocity(cfg)
     assert velocity.dtype == np.float32 and velocity.shape[2:] == (16, 16, 2)
     assert divergence_ratio(velocity, (BOX, BOX)) <= 1e-6
 

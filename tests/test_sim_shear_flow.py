@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import math
 
-import h5py
 import numpy as np
 import pytest
 import torch
 
 from physrep.sim.base import SimConfig, SimulationError
-from physrep.sim.runner import simulate_dataset
 from physrep.sim.shear_flow import (
     LX,
     LY,
@@ -113,7 +111,7 @@ def test_simulate_shapes_batching_and_blow_up():
         simulate(unstable, params, [0])
 
 
-def test_stored_velocity_is_divergence_free(tmp_path):
+def test_stored_velocity_is_divergence_free(written_velocity):
     """The file holds the spectral truncation of the flow simulated 2x finer, so ∇·u = 0
     survives on the stored grid (block averages aliased: 1e-2 here). What remains is float32
     rounding (5e-15 before the cast), ~6e-8·|u| with |u| ~ ½ everywhere, differentiated; four
@@ -125,10 +123,7 @@ def test_stored_velocity_is_divergence_free(tmp_path):
         ics_per_file=1,
         options={"n_shear": [4], "width": [0.1, 0.1], "modes": [4, 4], "amplitude": [0.15, 0.15]},
     )
-    simulate_dataset(cfg, tmp_path, progress=False)
-    (path,) = (tmp_path / "data").rglob("*.hdf5")
-    with h5py.File(path) as h5:
-        velocity = h5["t1_fields/velocity"][...]
+    velocity = written_velocity(cfg)
     assert velocity.dtype == np.float32 and velocity.shape[2:] == (16, 32, 2)
     assert divergence_ratio(velocity, (LX, LY)) <= 1e-6
 
