@@ -25,7 +25,7 @@ import torch
 
 from physrep.config import check
 from physrep.data.windows import WellWindows, WindowConfig, make_loader
-from physrep.errors import PhysrepError
+from physrep.errors import ConfigError, PhysrepError
 from physrep.methods import METHODS, DataShape, PretrainModule
 from physrep.methods.common import OptimConfig
 from physrep.models.export import export_encoder
@@ -87,7 +87,8 @@ class _PretrainBase:
     optim: OptimConfig = field(default_factory=OptimConfig)
 
     def validate(self) -> None:
-        check(self.method in METHODS, "method", f"one of {', '.join(METHODS)}", self.method)
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method '{self.method}' (registered: {', '.join(METHODS)})")
 
 
 # The sections of the registered methods (`jepa:`, `videomae:`, ...) are added from the

@@ -289,6 +289,7 @@ class Benchmark:
             return stage.reuse(f"reused ({len(tasks)} files)")
         workers = self.cfg.sim_workers or os.cpu_count() or 1
         simulate_dataset(sim, root, workers=workers, progress=self.progress)
+        self._fingerprints.pop(name, None)  # taken before the files were (re)written
         stage.outcome = f"{len(tasks)} parameter combinations in {root}"
 
     def pretrain_config(self, name: str, method: str, seed: int):

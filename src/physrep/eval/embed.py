@@ -185,10 +185,10 @@ def load_or_embed(
     train = WellWindows(data_dir, "train", cfg)
     if encoder is not None:
         check_fields(encoder, train.field_names, data_dir)
-    windows = {
-        s: WellWindows(data_dir, s, cfg, targets=train.targets) for s in splits if s != "train"
-    }
-    windows = {"train": train, **windows}
+    windows = {"train": train}
+    windows.update(
+        (s, WellWindows(data_dir, s, cfg, targets=train.targets)) for s in splits if s != "train"
+    )
     total = sum(len(w) for w in windows.values())
     with tqdm(total=total, desc=progress, unit="window", leave=False, disable=not progress) as bar:
         made = {s: embed_windows(fn, w, batch_size, bar) for s, w in windows.items()}
