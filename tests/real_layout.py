@@ -110,4 +110,6 @@ def write_real_layout(
                     ds.attrs.update(
                         {"dim_varying": [True, True], "sample_varying": True, "time_varying": True}
                     )
+                    if order == 2:  # D and E are symmetric tensors
+                        ds.attrs.update({"symmetric": True, "antisymmetric": False})
     return root / name

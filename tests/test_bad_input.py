@@ -156,7 +156,7 @@ def test_nan_found_when_a_window_is_read(dataset):
     windows[1]  # steps 4-11 of trajectory 0: clean
     with pytest.raises(
         DataError,
-        match=r"NaN/inf values in window 0 \(.*Reynolds_10000_Schmidt_0.1.hdf5 trajectory 0, steps 0\+\)",
+        match=r"NaN/inf values in window 0 \(.*Reynolds_1e4_Schmidt_1e-1.hdf5 trajectory 0, steps 0\+\)",
     ):
         windows[0]
 

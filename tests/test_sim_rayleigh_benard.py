@@ -17,7 +17,9 @@ from physrep.sim.base import SimConfig, SimulationError  # noqa: E402
 
 def _run(resolution: list[int], params: dict[str, float], steps: int, seed: int = 3) -> dict:
     cfg = SimConfig(system="rayleigh_benard", resolution=resolution, steps=steps, dt_out=0.25)
-    return rb._run_trajectory(cfg, params, seed)
+    opts = rb.options(cfg)  # The Well's initial conditions: unfiltered noise, a drop and a seed
+    (ic,) = rb.initial_conditions(opts, [seed])
+    return rb._run_trajectory(cfg, params, ic, opts)
 
 
 @pytest.fixture(scope="module")

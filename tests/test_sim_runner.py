@@ -25,7 +25,7 @@ def test_plan_is_deterministic_and_marks_held_out_values():
         holdout={"Schmidt": [2.0]},
     )
     tasks = plan(cfg)
-    assert len(tasks) == 6 and tasks[0].stem == "shear_flow_Reynolds_1000_Schmidt_0.5"
+    assert len(tasks) == 6 and tasks[0].stem == "shear_flow_Reynolds_1e3_Schmidt_5e-1"
     assert [t.held_out for t in tasks] == [False, False, True] * 2
     assert plan(cfg)[3].seeds == tasks[3].seeds and len(set(tasks[3].seeds)) == 4
     assert tasks[0].seeds != tasks[1].seeds

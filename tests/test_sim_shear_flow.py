@@ -14,9 +14,10 @@ from physrep.sim.base import SimConfig, SimulationError
 from physrep.sim.shear_flow import (
     LX,
     LY,
+    RANDOM_DEFAULTS,
     ShearFlowSolver,
-    initial_fields,
     layout,
+    random_initial_fields,
     simulate,
     trajectories,
 )
@@ -62,7 +63,7 @@ def test_energy_budget_on_random_field():
 
 def test_velocity_is_divergence_free():
     solver = ShearFlowSolver(32, 64, 1e-3, 1e-3)
-    u, v, s = initial_fields(3, 32, 64, {})
+    u, v, s = random_initial_fields(3, 32, 64, RANDOM_DEFAULTS)
     flow = solver.from_velocity(torch.from_numpy(np.stack((u, v)))[None], torch.from_numpy(s)[None])
     flow = solver.advance(flow, 0.1)
     uv = solver.velocity_from_vorticity(flow.q[:, 0], flow.mean)
@@ -121,7 +122,13 @@ def test_stored_velocity_is_divergence_free(written_velocity):
         steps=4,
         params={"Reynolds": [1e3], "Schmidt": [1.0]},
         ics_per_file=1,
-        options={"n_shear": [4], "width": [0.1, 0.1], "modes": [4, 4], "amplitude": [0.15, 0.15]},
+        options={
+            "ic_family": "random",
+            "n_shear": [4],
+            "width": [0.1, 0.1],
+            "modes": [4, 4],
+            "amplitude": [0.15, 0.15],
+        },
     )
     velocity = written_velocity(cfg)
     assert velocity.dtype == np.float32 and velocity.shape[2:] == (16, 32, 2)

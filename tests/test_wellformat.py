@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import yaml
 
-from physrep.data.synthetic import layout_like
+from physrep.data.well_datasets import layout_like
 from physrep.data.wellformat import (
     Field,
     WellLayout,

@@ -21,7 +21,7 @@ def test_shapes_counts_and_channel_names(synthetic_dataset):
         w.field_names[:3] == ["concentration", "velocity_x", "velocity_y"]
         and w.field_names[-1] == "E_yy"
     )
-    assert w.param_names == ["alpha", "zeta"]  # L is constant and drops out
+    assert w.param_names == ["zeta", "alpha"]  # The Well's order; L is constant and drops out
 
 
 def test_target_is_the_next_frames(synthetic_dataset):

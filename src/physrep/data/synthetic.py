@@ -15,51 +15,11 @@ from typing import Literal
 
 import numpy as np
 
-from physrep.data.wellformat import Field, WellLayout, finalize_dataset, write_split_files
+from physrep.data.well_datasets import WELL_LAYOUTS, file_stem, layout_like
+from physrep.data.wellformat import WellLayout, finalize_dataset, write_split_files
 from physrep.errors import ConfigError
 
 Like = Literal["active_matter", "shear_flow", "rayleigh_benard"]
-
-# The real datasets' grids, time steps and parameters (shared/docs/well_format.md §4).
-WELL_LAYOUTS: dict[str, dict] = {
-    "active_matter": {
-        "extent": [(0.0, 10.0), (0.0, 10.0)],
-        "resolution": [256, 256],
-        "dt": 0.25,
-        "steps": 81,
-        "boundaries": {"x": "periodic", "y": "periodic"},
-        "fields": (Field("concentration", 0), Field("velocity", 1), Field("D", 2), Field("E", 2)),
-        "params": {
-            "L": [10.0],
-            "alpha": [-1.0, -2.0, -3.0, -4.0, -5.0],
-            "zeta": [1.0, 3.0, 5.0, 7.0, 9.0, 11.0, 13.0, 15.0, 17.0],
-        },
-    },
-    "shear_flow": {
-        "extent": [(0.0, 1.0), (-1.0, 1.0)],
-        "resolution": [256, 512],
-        "dt": 0.1,
-        "steps": 200,
-        "boundaries": {"x": "periodic", "y": "periodic"},
-        "fields": (Field("tracer", 0), Field("pressure", 0), Field("velocity", 1)),
-        "params": {
-            "Reynolds": [1e4, 5e4, 1e5, 5e5],
-            "Schmidt": [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0],
-        },
-    },
-    "rayleigh_benard": {
-        "extent": [(0.0, 4.0), (0.0, 1.0)],
-        "resolution": [512, 128],
-        "dt": 0.25,
-        "steps": 200,
-        "boundaries": {"x": "periodic", "y": "wall_dirichlet"},
-        "fields": (Field("buoyancy", 0), Field("pressure", 0), Field("velocity", 1)),
-        "params": {
-            "Rayleigh": [1e6, 1e7, 1e8, 1e9, 1e10],
-            "Prandtl": [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0],
-        },
-    },
-}
 
 
 @dataclass
@@ -85,34 +45,6 @@ class SyntheticConfig:
             )
 
 
-def layout_like(
-    like: str,
-    resolution: list[int] | None = None,
-    steps: int | None = None,
-    dataset_name: str | None = None,
-) -> WellLayout:
-    """The Well layout of `like` (grid, boundaries, fields), at any resolution and length.
-
-    rayleigh_benard's wall-normal axis uses Chebyshev–Gauss nodes, as Dedalus stores it.
-    """
-    spec = WELL_LAYOUTS[like]
-    res = resolution or spec["resolution"]
-    coords = {}
-    for (name, bc), (lo, hi), n in zip(spec["boundaries"].items(), spec["extent"], res):
-        if bc == "periodic":
-            coords[name] = lo + (hi - lo) * np.arange(n) / n
-        else:
-            coords[name] = lo + (hi - lo) * 0.5 * (1 - np.cos(np.pi * (np.arange(n) + 0.5) / n))
-    n_steps = steps or spec["steps"]
-    return WellLayout(
-        dataset_name=dataset_name or like,
-        coords=coords,
-        time=spec["dt"] * np.arange(n_steps),
-        boundaries=dict(spec["boundaries"]),
-        fields=spec["fields"],
-    )
-
-
 def write_synthetic(out: str | Path, cfg: SyntheticConfig) -> Path:
     """Write a complete dataset folder: every parameter combination as one file per split."""
     spec = WELL_LAYOUTS[cfg.like]
@@ -125,7 +57,7 @@ def write_synthetic(out: str | Path, cfg: SyntheticConfig) -> Path:
     for combo in itertools.product(*grid.values()):
         params = dict(zip(grid, combo))
         data = synthetic_fields(layout, params, cfg.trajectories_per_file, cfg.modes, rng)
-        stem = f"{layout.dataset_name}_" + "_".join(f"{k}_{v:g}" for k, v in params.items())
+        stem = file_stem(cfg.like, layout.dataset_name, params)
         write_split_files(out, stem, layout, params, data)
     finalize_dataset(out)
     return Path(out)

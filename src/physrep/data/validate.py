@@ -36,6 +36,7 @@ _ROOT_ATTRS = {
 }
 _GROUPS = ("dimensions", "boundary_conditions", "scalars", *FIELD_GROUPS)
 _BC_NAMES = {v: k for k, v in BC_CODES.items()}
+_SYMMETRY = ("symmetric", "antisymmetric")
 
 
 @dataclass
@@ -53,6 +54,7 @@ class FileInfo:
     time: np.ndarray
     dtype: str
     digests: list[bytes] = field(default_factory=list)  # per trajectory; empty if not scanned
+    unstated_symmetry: list[str] = field(default_factory=list)  # t2 fields lacking the flags
 
     @property
     def channel_names(self) -> list[str]:
@@ -146,6 +148,11 @@ def inspect_dataset(
         info.splits[split] = infos
     if info is None:
         raise DataError("no splits selected", root)
+    if reference.unstated_symmetry:
+        info.warnings.append(
+            f"t2 field '{reference.unstated_symmetry[0]}' does not say whether it is symmetric "
+            "(The Well's format stores 'symmetric' and 'antisymmetric' on every t2 field)"
+        )
     if scan_values:
         info.warnings += _check_duplicates(info)
     if require_stats or (root / "stats.yaml").exists():
@@ -222,6 +229,7 @@ def _inspect_open_file(path: Path, h5: h5py.File, scan_values: bool) -> FileInfo
     boundaries = _read_boundaries(path, h5["boundary_conditions"], spatial, resolution)
 
     fields: list[Field] = []
+    unstated: list[str] = []  # t2 fields without The Well's symmetry flags
     dtype = "float32"
     digests = [hashlib.sha256() for _ in range(n_traj)] if scan_values else []
     for order, group_name in enumerate(FIELD_GROUPS):
@@ -244,7 +252,10 @@ def _inspect_open_file(path: Path, h5: h5py.File, scan_values: bool) -> FileInfo
             dtype = str(ds.dtype)
             if scan_values:
                 _scan_values(path, where, ds, digests)
-            fields.append(Field(name, order))
+            if order == 2 and not {"symmetric", "antisymmetric"} <= set(ds.attrs):
+                unstated.append(name)
+            symmetric, antisymmetric = (bool(ds.attrs.get(k, False)) for k in _SYMMETRY)
+            fields.append(Field(name, order, symmetric, antisymmetric))
     if not fields:
         raise DataError("holds no fields (t0/t1/t2 field groups are all empty)", path)
     return FileInfo(
@@ -261,6 +272,7 @@ def _inspect_open_file(path: Path, h5: h5py.File, scan_values: bool) -> FileInfo
         time=time,
         dtype=dtype,
         digests=[d.digest() for d in digests],
+        unstated_symmetry=unstated,
     )
 
 
@@ -419,7 +431,7 @@ def describe(info: DatasetInfo) -> str:
         f"time        [{first.time.min():.4g}, {first.time.max():.4g}]"
         + (f"  dt {dt.mean():.4g}" if dt.size else "")
     )
-    fields = ", ".join(f"{f.name} (t{f.order})" for f in first.fields)
+    fields = ", ".join(f"{f.name} ({_kind(f)})" for f in first.fields)
     chans = first.channel_names
     lines.append(f"fields      {fields}")
     lines.append(f"channels    {len(chans)}: {', '.join(chans)}")
@@ -436,6 +448,12 @@ def describe(info: DatasetInfo) -> str:
     lines.append("stats.yaml  " + ("present, complete" if info.stats is not None else "absent"))
     lines += [f"warning     {w}" for w in info.warnings]
     return "\n".join(lines)
+
+
+def _kind(f: Field) -> str:
+    """t0, t1, t2; a rank-2 field also says whether it is (anti)symmetric."""
+    flags = [name for name in _SYMMETRY if getattr(f, name)]
+    return ", ".join([f"t{f.order}", *flags])
 
 
 def check_loads_in_the_well(info: DatasetInfo) -> None:

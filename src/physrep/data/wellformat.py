@@ -2,13 +2,13 @@
 
 Everything physrep generates goes through `write_well_file`, so that a simulated dataset and a
 real Well download look the same to every later stage (and to `the_well.data.WellDataset`).
-The schema is The Well's `docs/data_format.md`; see `shared/docs/well_format.md` §2–3.
+The schema is The Well's `docs/data_format.md`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -28,10 +28,17 @@ STATS_KEYS = ("mean", "std", "rms", "mean_delta", "std_delta", "rms_delta")
 
 @dataclass(frozen=True)
 class Field:
-    """A physical field; `order` 0 is a scalar, 1 a vector, 2 a rank-2 tensor."""
+    """A physical field; `order` 0 is a scalar, 1 a vector, 2 a rank-2 tensor.
+
+    A rank-2 field also says whether it is symmetric or antisymmetric (The Well stores both
+    flags on every t2 field); they describe the values and take no part in comparisons, so a
+    file that omits them still matches the same field elsewhere.
+    """
 
     name: str
     order: int = 0
+    symmetric: bool = field(default=False, compare=False)
+    antisymmetric: bool = field(default=False, compare=False)
 
 
 @dataclass
@@ -313,3 +320,6 @@ def _write_fields(h5: h5py.File, layout: WellLayout, data: Mapping[str, np.ndarr
             ds.attrs["dim_varying"] = [True] * len(layout.coords)
             ds.attrs["sample_varying"] = True
             ds.attrs["time_varying"] = True
+            if order == 2:
+                ds.attrs["symmetric"] = f.symmetric
+                ds.attrs["antisymmetric"] = f.antisymmetric

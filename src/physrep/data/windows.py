@@ -34,6 +34,7 @@ from physrep.errors import ConfigError, DataError
 class WindowConfig:
     frames: int = 16  # T: frames in the context (and in the target)
     stride: int = 4  # steps between consecutive window starts
+    first_frame: int = 0  # earliest window start: 1 skips frame 0 (see README, "Frame 0")
     target: bool = True  # also read the T frames after the context
     normalization: Literal["zscore", "rms", "none"] = "zscore"
     crop: list[list[int] | None] | None = None  # per spatial axis [start, stop), or null
@@ -47,6 +48,7 @@ class WindowConfig:
     def validate(self) -> None:
         check(self.frames >= 1, "frames", ">= 1", self.frames)
         check(self.stride >= 1, "stride", ">= 1", self.stride)
+        check(self.first_frame >= 0, "first_frame", ">= 0", self.first_frame)
         check(0.0 < self.fraction <= 1.0, "fraction", "in (0, 1]", self.fraction)
         check(self.noise_std >= 0, "noise_std", ">= 0", self.noise_std)
         if self.resize is not None:
@@ -98,11 +100,12 @@ class WellWindows(Dataset):
             raise DataError(f"parameter '{missing[0]}' is not in this split's files", first.path)
 
         extent = 2 * cfg.frames
-        too_short = [f for f in files if f.n_steps < extent]
+        too_short = [f for f in files if f.n_steps - cfg.first_frame < extent]
         if too_short:
+            skip = f" from frame {cfg.first_frame}" if cfg.first_frame else ""
             raise DataError(
                 f"trajectories of {too_short[0].n_steps} steps are too short for windows of "
-                f"{cfg.frames} context + {cfg.frames} target frames",
+                f"{cfg.frames} context + {cfg.frames} target frames{skip}",
                 too_short[0].path,
             )
         with warnings.catch_warnings():
@@ -146,7 +149,8 @@ class WellWindows(Dataset):
             keep = np.sort(order[: max(1, round(cfg.fraction * len(traj)))])
         self.trajectories = [traj[i] for i in keep]
 
-        # Windows: starts every `stride` steps that leave room for context and target.
+        # Windows: starts every `stride` steps from `first_frame` that leave room for context
+        # and target.
         well_windows = self.well.n_windows_per_trajectory
         offsets = np.cumsum(
             [0] + [n * w for n, w in zip(meta.n_trajectories_per_file, well_windows)]
@@ -154,7 +158,7 @@ class WellWindows(Dataset):
         index, owner = [], []
         for t_id, (f, s) in enumerate(self.trajectories):
             steps = meta.n_steps_per_trajectory[f]
-            for start in range(0, steps - extent + 1, cfg.stride):
+            for start in range(cfg.first_frame, steps - extent + 1, cfg.stride):
                 index.append(offsets[f] + s * well_windows[f] + start)
                 owner.append((t_id, start))
         self._well_index = np.asarray(index, dtype=np.int64)

@@ -1,9 +1,9 @@
 """Active nematics in Stokes flow: the second-moment model with the exact 2D Bingham closure.
 
 The Well's active_matter data come from a kinetic solver for Ψ(x, θ, t) (Maddu, Weady and
-Shelley, arXiv 2308.06675) that is far too costly here (`shared/docs/simulators.md` §4). This
-module evolves the two lowest moments of Ψ instead, c = ∫Ψ dθ and D = ∫pp Ψ dθ with
-p = (cos θ, sin θ), on the periodic box [0, L)², L = 10:
+Shelley, arXiv 2308.06675) that is far too costly here. This module evolves the two lowest
+moments of Ψ instead, c = ∫Ψ dθ and D = ∫pp Ψ dθ with p = (cos θ, sin θ), on the periodic box
+[0, L)², L = 10:
 
     ∂ₜc + u·∇c = dT ∇²c
     ∂ₜD + u·∇D = dT ∇²D + T·D + D·Tᵀ − 2 S:T − 4dR (D − c I/2),   T = ∇u + 2ζD
@@ -28,7 +28,7 @@ import math
 import numpy as np
 import torch
 
-from physrep.data.synthetic import layout_like
+from physrep.data.well_datasets import layout_like
 from physrep.data.wellformat import WellLayout
 from physrep.errors import ConfigError
 from physrep.sim.base import SimConfig, SimulationError
@@ -308,30 +308,46 @@ def initial_state(
     return c, (c + m2.real) / 2, m2.imag / 2, (c - m2.real) / 2
 
 
+# Options read from `cfg.options`, with their defaults.
+DEFAULTS = {
+    "dt": 0.005,  # lowered so that dt_out is a whole number of steps
+    "beta": 0.8,
+    "d_t": 0.05,
+    "d_r": 0.05,
+    "picard": 2,
+    "ic_amplitude": 0.01,
+    "ic_modes": 8,
+    "ic_kmax": 4,
+    "max_order": 1.2,  # s <= 1 for any Ψ >= 0, so more means an under-resolved run
+}
+
+
+def options(cfg: SimConfig) -> dict:
+    """cfg.options over DEFAULTS; an unknown knob is a ConfigError."""
+    unknown = set(cfg.options) - set(DEFAULTS)
+    if unknown:
+        raise ConfigError(
+            f"unknown active_matter option '{sorted(unknown)[0]}' (known: {', '.join(DEFAULTS)})",
+            "options",
+        )
+    return {**DEFAULTS, **cfg.options}
+
+
 def layout(cfg: SimConfig) -> WellLayout:
     """The Well's active_matter layout at the stored resolution: [0,10)², t = k·dt_out."""
-    lay = layout_like(
-        "active_matter", cfg.resolution, cfg.steps, cfg.dataset_name or "active_matter"
-    )
-    lay.time = cfg.dt_out * np.arange(cfg.steps)
-    return lay
+    return layout_like("active_matter", cfg.resolution, cfg.steps, cfg.dataset_name, cfg.dt_out)
 
 
 def simulate(cfg: SimConfig, params: dict[str, float], seeds: list[int]) -> dict[str, np.ndarray]:
-    """One trajectory per seed at parameters `alpha`, `zeta` (`L` must be 10, The Well's box).
-
-    Options (cfg.options, defaults): dt (0.005; lowered so that dt_out is a whole number of
-    steps), beta (0.8), d_t (0.05), d_r (0.05), picard (2), ic_amplitude (0.01), ic_modes (8),
-    ic_kmax (4), max_order (1.2: a larger order parameter means an under-resolved run, since
-    s ≤ 1 for any Ψ ≥ 0, and raises SimulationError).
-    """
+    """One trajectory per seed at parameters `zeta`, `alpha` (`L` must be 10, The Well's box);
+    a run whose order parameter exceeds `max_order` raises SimulationError."""
     if cfg.resolution[0] != cfg.resolution[1]:
         raise ConfigError(f"active_matter needs a square grid, got {cfg.resolution}", "resolution")
     if float(params.get("L", BOX)) != BOX:
         raise ConfigError(
             f"active_matter's box is fixed at L = {BOX:g}, got {params['L']}", "params.L"
         )
-    opt = cfg.options
+    opt = options(cfg)
     n_sim = cfg.sim_resolution[0]
     alpha, zeta = float(params["alpha"]), float(params["zeta"])
     batch = cfg.batch or len(seeds)
@@ -341,31 +357,33 @@ def simulate(cfg: SimConfig, params: dict[str, float], seeds: list[int]) -> dict
             n_sim,
             alpha,
             zeta,
-            beta=float(opt.get("beta", 0.8)),
-            d_t=float(opt.get("d_t", 0.05)),
-            d_r=float(opt.get("d_r", 0.05)),
-            picard=int(opt.get("picard", 2)),
+            beta=float(opt["beta"]),
+            d_t=float(opt["d_t"]),
+            d_r=float(opt["d_r"]),
+            picard=int(opt["picard"]),
             device=cfg.device,
         )
         ics = [
             initial_state(
                 n_sim,
                 seed,
-                amplitude=float(opt.get("ic_amplitude", 0.01)),
-                modes=int(opt.get("ic_modes", 8)),
-                kmax=int(opt.get("ic_kmax", 4)),
+                amplitude=float(opt["ic_amplitude"]),
+                modes=int(opt["ic_modes"]),
+                kmax=int(opt["ic_kmax"]),
             )
             for seed in seeds[start : start + batch]
         ]
         solver.set_state(*(torch.as_tensor(np.stack(f), device=cfg.device) for f in zip(*ics)))
-        parts.append(_record(cfg, solver, f"alpha={alpha:g}, zeta={zeta:g}"))
+        parts.append(_record(cfg, solver, opt, f"alpha={alpha:g}, zeta={zeta:g}"))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _record(cfg: SimConfig, solver: ActiveNematicSolver, where: str) -> dict[str, np.ndarray]:
+def _record(
+    cfg: SimConfig, solver: ActiveNematicSolver, opt: dict, where: str
+) -> dict[str, np.ndarray]:
     """Integrate one batch to every output time t = k·dt_out, checking each frame."""
-    substeps = max(1, math.ceil(cfg.dt_out / float(cfg.options.get("dt", 0.005)) - 1e-9))
-    max_order = float(cfg.options.get("max_order", 1.2))
+    substeps = max(1, math.ceil(cfg.dt_out / float(opt["dt"]) - 1e-9))
+    max_order = float(opt["max_order"])
     frames: dict[str, list[torch.Tensor]] = {}
     for step in range(cfg.steps):
         if step:

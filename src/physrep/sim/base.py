@@ -2,6 +2,9 @@
 
 A simulator module (`shear_flow`, `rayleigh_benard`, `active_matter`) exposes
 
+    options(cfg: SimConfig) -> dict
+        cfg.options over the simulator's defaults, or a ConfigError for an unknown or
+        inconsistent knob (the runner calls it before any work starts);
     layout(cfg: SimConfig) -> WellLayout
         the stored grid, output times, boundaries and fields;
     simulate(cfg: SimConfig, params: dict[str, float], seeds: list[int]) -> dict[str, np.ndarray]
@@ -14,8 +17,11 @@ The runner (`physrep.sim.runner`) turns a parameter grid into one Well file per 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import numpy as np
 
 from physrep.errors import ConfigError, PhysrepError
 
@@ -63,3 +69,19 @@ class SimConfig:
     @property
     def sim_resolution(self) -> list[int]:
         return [n * self.oversample for n in self.resolution]
+
+
+def grid_choice(seeds: Sequence[int], grid_size: int) -> np.ndarray:
+    """Which member of a fixed grid of initial conditions each trajectory of one file gets.
+
+    A seeded permutation of the whole grid, cut to the file's trajectories: a file of
+    `grid_size` trajectories holds every member once, in an order that mixes them across its
+    80/10/10 split (The Well's grids are ordered by knob, so a plain order would leave valid and
+    test with the last knob values only); a smaller file gets a seeded subset.
+    """
+    if len(seeds) > grid_size:
+        raise ConfigError(
+            f"key 'ics_per_file': the grid of initial conditions has {grid_size} members, "
+            f"got {len(seeds)} trajectories per file"
+        )
+    return np.random.default_rng(list(seeds)).permutation(grid_size)[: len(seeds)]

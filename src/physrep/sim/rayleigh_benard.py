@@ -19,8 +19,13 @@ are dropped in x, and the Chebyshev series is cut to the stored degree and evalu
 stored Gauss nodes in y.
 
 Solver knobs read from `cfg.options` (defaults in `DEFAULT_OPTIONS`): `cfl_safety`, `max_dt`,
-`cfl_cadence`, `min_dt` (below it the run counts as blown up), `dealias`, `noise` (scale of the
-initial buoyancy noise) and `delta_b0` (initial buoyancy drops, one drawn per trajectory).
+`cfl_cadence`, `min_dt` and `min_dt_action` (`abort`: a CFL step below `min_dt` counts as a
+blown-up run; `clip`: the step is held at `min_dt`, as The Well's generator does), `dealias`,
+`noise` (scale of the initial buoyancy noise), `delta_b0` (the initial buoyancy drops) and
+`ic_family`: `well` gives each file The Well's balanced grid of drops × noise seeds
+(`noise_seeds`) with unfiltered Gaussian noise drawn on the simulation grid, exactly as its
+generator does; `random` draws the drop and the noise seed per trajectory and low-passes the
+noise to the lower half of the stored spectrum.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import numpy as np
 
 from physrep.data.wellformat import Field, WellLayout
 from physrep.errors import ConfigError, PhysrepError
-from physrep.sim.base import SimConfig, SimulationError
+from physrep.sim.base import SimConfig, SimulationError, grid_choice
 
 LX, LY = 4.0, 1.0
 FIELDS = (Field("buoyancy", 0), Field("pressure", 0), Field("velocity", 1))
@@ -43,10 +48,47 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "max_dt": 0.125,  # The Well's generator
     "cfl_cadence": 10,
     "min_dt": 1e-6,
+    "min_dt_action": "abort",  # abort | clip
     "dealias": 1.5,
     "noise": 1e-3,
-    "delta_b0": [0.2, 0.4, 0.6, 0.8, 1.0],  # The Well: 5 drops x 10 noise seeds
+    "delta_b0": [0.2, 0.4, 0.6, 0.8, 1.0],  # The Well's five drops
+    "ic_family": "well",  # well | random
+    "noise_seeds": list(range(40, 50)),  # The Well's ten noise seeds (ic_family well)
 }
+CHOICES = {"min_dt_action": ("abort", "clip"), "ic_family": ("well", "random")}
+
+
+def options(cfg: SimConfig) -> dict[str, Any]:
+    """cfg.options over DEFAULT_OPTIONS; an unknown knob or value is a ConfigError."""
+    unknown = set(cfg.options) - set(DEFAULT_OPTIONS)
+    if unknown:
+        raise ConfigError(
+            f"unknown rayleigh_benard option '{sorted(unknown)[0]}' "
+            f"(known: {', '.join(DEFAULT_OPTIONS)})",
+            "options",
+        )
+    opts = {**DEFAULT_OPTIONS, **cfg.options}
+    for key, allowed in CHOICES.items():
+        if opts[key] not in allowed:
+            raise ConfigError(
+                f"key 'options.{key}' must be one of {', '.join(allowed)}, got {opts[key]!r}"
+            )
+    if opts["ic_family"] == "well":
+        grid_choice(range(cfg.ics_per_file), len(opts["delta_b0"]) * len(opts["noise_seeds"]))
+    return opts
+
+
+def initial_conditions(opts: dict[str, Any], seeds: list[int]) -> list[tuple[float, int, bool]]:
+    """(δb₀, noise seed, low-pass the noise?) for every trajectory of one file."""
+    if opts["ic_family"] == "well":
+        pairs = [(float(d), int(k)) for d in opts["delta_b0"] for k in opts["noise_seeds"]]
+        return [(*pairs[i], False) for i in grid_choice(seeds, len(pairs))]
+    drawn = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        delta_b0 = float(rng.choice(np.asarray(opts["delta_b0"], dtype=float)))
+        drawn.append((delta_b0, int(rng.integers(2**31)), True))
+    return drawn
 
 
 def layout(cfg: SimConfig) -> WellLayout:
@@ -63,7 +105,8 @@ def layout(cfg: SimConfig) -> WellLayout:
 
 def simulate(cfg: SimConfig, params: dict[str, float], seeds: list[int]) -> dict[str, np.ndarray]:
     """One Dedalus run per seed, in sequence; float32 arrays (len(seeds), steps, Nx, Ny[, 2])."""
-    runs = [_run_trajectory(cfg, params, seed) for seed in seeds]
+    opts = options(cfg)
+    runs = [_run_trajectory(cfg, params, ic, opts) for ic in initial_conditions(opts, seeds)]
     return {f.name: np.stack([r[f.name] for r in runs]).astype(np.float32) for f in FIELDS}
 
 
@@ -115,17 +158,11 @@ def nusselt(
     return (advective + conductive) / (kappa * delta_b / LY)
 
 
-def _run_trajectory(cfg: SimConfig, params: dict[str, float], seed: int) -> dict[str, np.ndarray]:
+def _run_trajectory(
+    cfg: SimConfig, params: dict[str, float], ic: tuple[float, int, bool], opts: dict[str, Any]
+) -> dict[str, np.ndarray]:
     """One run in float64: fields (steps, Nx, Ny[, 2]) at t = k·dt_out on the stored grid."""
     d3 = _dedalus()
-    opts = {**DEFAULT_OPTIONS, **cfg.options}
-    unknown = set(cfg.options) - set(DEFAULT_OPTIONS)
-    if unknown:
-        raise ConfigError(
-            f"unknown rayleigh_benard option '{sorted(unknown)[0]}' "
-            f"(known: {', '.join(DEFAULT_OPTIONS)})",
-            "options",
-        )
     ra, pr = float(params["Rayleigh"]), float(params["Prandtl"])
     kappa, nu = diffusivities(ra, pr)
     nx, ny = cfg.sim_resolution
@@ -165,7 +202,8 @@ def _run_trajectory(cfg: SimConfig, params: dict[str, float], seed: int) -> dict
     solver = problem.build_solver(d3.RK222)
 
     scale = 1.0 / cfg.oversample  # frames are read on the stored grid
-    _initial_buoyancy(b, dist, xbasis, ybasis, seed, scale, opts)
+    _initial_buoyancy(b, dist, xbasis, ybasis, ic, scale, opts["noise"])
+    clip = opts["min_dt_action"] == "clip"
     cfl = d3.CFL(
         solver,
         initial_dt=opts["max_dt"],
@@ -175,13 +213,15 @@ def _run_trajectory(cfg: SimConfig, params: dict[str, float], seed: int) -> dict
         max_change=1.5,
         min_change=0.5,
         max_dt=opts["max_dt"],
+        min_dt=opts["min_dt"] if clip else 0.0,
     )
     cfl.add_velocity(u)
+    clipped = 0
 
     frames: dict[str, list[np.ndarray]] = {f.name: [] for f in FIELDS}
     for k in range(cfg.steps):
         if k:
-            _advance_to(solver, cfl, k * cfg.dt_out, cfg.dt_out, opts["min_dt"], params)
+            clipped += _advance_to(solver, cfl, k * cfg.dt_out, cfg.dt_out, opts["min_dt"], params)
         for name, field in (("buoyancy", b), ("pressure", p), ("velocity", u)):
             view = field.copy()  # rescaling the state itself would truncate it when oversampled
             view.change_scales(scale)
@@ -190,6 +230,11 @@ def _run_trajectory(cfg: SimConfig, params: dict[str, float], seed: int) -> dict
             raise SimulationError(
                 f"rayleigh_benard {_describe(params)}: NaN/inf at t = {k * cfg.dt_out:g}"
             )
+    if clipped:
+        logging.getLogger(__name__).warning(
+            "rayleigh_benard %s: the CFL step was held at min_dt = %g on %d steps",
+            _describe(params), opts["min_dt"], clipped,
+        )  # fmt: skip
     return {
         "buoyancy": np.stack(frames["buoyancy"]),
         "pressure": np.stack(frames["pressure"]),
@@ -197,19 +242,21 @@ def _run_trajectory(cfg: SimConfig, params: dict[str, float], seed: int) -> dict
     }
 
 
-def _initial_buoyancy(b, dist, xbasis, ybasis, seed: int, scale: float, opts: dict[str, Any]):
-    """b = δb₀ (1 − y) + y (1 − y) ε: δb₀ and the noise ε both drawn from the trajectory's seed.
+def _initial_buoyancy(b, dist, xbasis, ybasis, ic: tuple[float, int, bool], scale, noise):
+    """b = δb₀ (1 − y) + y (1 − y) ε, with ε Gaussian of std `noise` from the IC's seed.
 
-    The noise is drawn on the stored grid (`scale` = 1 / oversample), so a seed gives the same
-    initial condition at every oversampling factor, and low-pass filtered to the lower half of
-    the stored spectrum so that the seed, not grid-scale ringing, sets the first plumes.
+    The Well's family draws ε on the simulation grid, unfiltered, as its generator does. The
+    random family draws it on the stored grid (`scale` = 1 / oversample), so a seed gives the
+    same initial condition at every oversampling factor, and low-passes it to the lower half
+    of the stored spectrum so that the seed, not grid-scale ringing, sets the first plumes.
     """
-    rng = np.random.default_rng(seed)
-    delta_b0 = float(rng.choice(np.asarray(opts["delta_b0"], dtype=float)))
-    noise_seed = int(rng.integers(2**31))
-    b.fill_random("g", scales=scale, seed=noise_seed, distribution="normal", scale=opts["noise"])
-    b.low_pass_filter(scales=0.5 * scale)
-    b.change_scales(1)
+    delta_b0, noise_seed, low_pass = ic
+    if low_pass:
+        b.fill_random("g", scales=scale, seed=noise_seed, distribution="normal", scale=noise)
+        b.low_pass_filter(scales=0.5 * scale)
+        b.change_scales(1)
+    else:
+        b.fill_random("g", scales=1, seed=noise_seed, distribution="normal", scale=noise)
     _, y = dist.local_grids(xbasis, ybasis)
     b["g"] *= y * (LY - y)
     b["g"] += delta_b0 * (LY - y)
@@ -217,19 +264,22 @@ def _initial_buoyancy(b, dist, xbasis, ybasis, seed: int, scale: float, opts: di
 
 def _advance_to(
     solver, cfl, t_target: float, interval: float, min_dt: float, params: dict[str, float]
-) -> None:
+) -> int:
     """Step from t_target − interval to exactly t_target in equal steps no longer than the
-    CFL step. The plan divides `interval` itself (not a difference of times), so while the
-    CFL step holds, every interval reuses the bit-identical dt and Dedalus' factorised
-    matrices."""
-    cfl_dt, dt, left = math.nan, math.nan, 0
+    CFL step; returns how many steps the CFL held at `min_dt` (a clipping CFL never goes
+    below it; an aborting one stops the run there). The plan divides `interval` itself (not a
+    difference of times), so while the CFL step holds, every interval reuses the
+    bit-identical dt and Dedalus' factorised matrices."""
+    cfl_dt, dt, left, clipped = math.nan, math.nan, 0, 0
     while left > 0 or math.isnan(dt):
         new_cfl_dt = cfl.compute_timestep()
         if not new_cfl_dt >= min_dt:  # also catches NaN from a blown-up velocity
             raise SimulationError(
                 f"rayleigh_benard {_describe(params)}: time step collapsed to {new_cfl_dt:g} "
-                f"at t = {solver.sim_time:g}"
+                f"at t = {solver.sim_time:g} (min_dt {min_dt:g}; min_dt_action: clip holds it "
+                "there instead)"
             )
+        clipped += new_cfl_dt == min_dt
         if new_cfl_dt != cfl_dt:
             remaining = interval if math.isnan(cfl_dt) else t_target - solver.sim_time
             cfl_dt = new_cfl_dt
@@ -238,6 +288,7 @@ def _advance_to(
         solver.step(dt)
         left -= 1
     solver.sim_time = t_target  # remove the last ulps of accumulated rounding
+    return clipped
 
 
 def _describe(params: dict[str, float]) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 
 from physrep.config import from_dict, read_yaml, save_config, to_dict
 from physrep.data.validate import inspect_file
+from physrep.data.well_datasets import file_stem, ordered_params
 from physrep.data.wellformat import OOD_SPLIT, finalize_dataset, split_counts, write_well_file
 from physrep.errors import DataError, PhysrepError
 from physrep.sim.base import SimConfig, SimulationError
@@ -55,18 +56,21 @@ def simulator(system: str):
 def plan(cfg: SimConfig) -> list[Task]:
     """Every parameter combination of the grid, with its trajectories' seeds.
 
-    Seeds derive from (config seed, combination index, trajectory), so any one file can be
-    regenerated alone and adding trajectories never changes the existing ones.
+    Parameters are taken in the order the system's Well files store them, and files are
+    named as The Well names them. Seeds derive from (config seed, combination index,
+    trajectory), so any one file can be regenerated alone and adding trajectories never
+    changes the existing ones.
     """
     name = cfg.dataset_name or cfg.system
+    grid = ordered_params(cfg.system, cfg.params)
     tasks = []
-    for i, combo in enumerate(itertools.product(*cfg.params.values())):
-        params = dict(zip(cfg.params, combo))
+    for i, combo in enumerate(itertools.product(*grid.values())):
+        params = dict(zip(grid, combo))
         seeds = tuple(
             int(np.random.SeedSequence([cfg.seed, i, k]).generate_state(1)[0])
             for k in range(cfg.ics_per_file)
         )
-        stem = name + "".join(f"_{k}_{v:g}" for k, v in params.items())
+        stem = file_stem(cfg.system, name, params)
         held = any(params[k] in values for k, values in cfg.holdout.items())
         tasks.append(Task(i, params, seeds, stem, held))
     if not tasks:
@@ -124,7 +128,8 @@ def simulate_dataset(
     from physrep.runinfo import write_run_record
 
     root = Path(out)
-    simulator(cfg.system)  # fail fast on an unknown system or a missing optional dependency
+    # Fail fast on an unknown system, a missing optional dependency or a bad solver option.
+    simulator(cfg.system).options(cfg)
     _check_same_config(root, cfg)
     tasks = plan(cfg)
     todo = [t for t in tasks if not is_complete(t, root)]

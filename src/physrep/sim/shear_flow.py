@@ -1,20 +1,23 @@
 """Shear flow: 2D periodic incompressible Navier–Stokes with a passive tracer, in torch.
 
-The Well's `shear_flow` system (shared/docs/well_format.md §4) on x ∈ [0, 1) × y ∈ [−1, 1):
+The Well's `shear_flow` system on x ∈ [0, 1) × y ∈ [−1, 1):
 
     ∂ₜω + ∇·(u ω) = ν ∇²ω,   ∂ₜs + ∇·(u s) = D ∇²s,   u = (∂ᵧψ, −∂ₓψ) + U,   ∇²ψ = −ω
 
 with ν = 1/Re, D = ν/Sc and U the mean velocity (a constant of motion the vorticity cannot see).
-The method is the one measured in shared/docs/simulators.md §3: real FFTs, 2/3-rule dealiasing,
-flux-form advection (4 inverse + 4 forward transforms per right-hand side), integrating-factor
-(Lawson) RK4 so that diffusion is exact, and an adaptive CFL step clipped to land exactly on the
-output times. Everything is float64 and batched over a leading trajectory axis, so the same code
-runs many trajectories at once, on CPU or on `cfg.device`. Both axes are periodic, so frames
-simulated `oversample` times finer are stored as their Fourier truncation to the stored grid.
+Real FFTs, 2/3-rule dealiasing, flux-form advection (4 inverse + 4 forward transforms per
+right-hand side), integrating-factor (Lawson) RK4 so that diffusion is exact, and an adaptive
+CFL step clipped to land exactly on the output times. Everything is float64 and batched over a
+leading trajectory axis, so the same code runs many trajectories at once, on CPU or on
+`cfg.device`. Both axes are periodic, so frames simulated `oversample` times finer are stored
+as their Fourier truncation to the stored grid.
 
-Initial conditions follow the Dedalus `ivp_2d_shear_flow` example that generated The Well:
-alternating tanh shear layers (u = ±½), a tracer with the same profile, and Gaussian-localised
-sinusoidal v-perturbations on each layer; the knobs are drawn from each trajectory's seed.
+Initial conditions (`ic_family`): `well` is The Well's fixed grid of 40 (2 or 4 tanh shear
+layers × 2–5 blobs × 5 widths, the same formula as its Dedalus generator); `random` draws the
+layer count, width, perturbation amplitude, mode and phase from each trajectory's seed. Either
+way the tracer starts equal to u, and the velocity is made solenoidal (ω = curl u) before the
+first step, so frame 0 holds that projected velocity and its pressure (The Well's frame 0 is
+the raw formula with zero pressure).
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from physrep.data.synthetic import layout_like
+from physrep.data.well_datasets import layout_like
 from physrep.data.wellformat import WellLayout
-from physrep.sim.base import SimConfig, SimulationError
+from physrep.errors import ConfigError
+from physrep.sim.base import SimConfig, SimulationError, grid_choice
 from physrep.sim.spectral import spectral_truncate
 
 LX, LY = 1.0, 2.0
@@ -38,12 +42,23 @@ MIN_DT = 1e-8  # a CFL step below this means the flow has blown up
 # Options read from `cfg.options`, with their defaults.
 DEFAULTS = {
     "cfl": 0.5,  # safety factor: dt = cfl / max(|u|/dx + |v|/dy)
-    "max_dt": 0.01,  # cap on the step (the Dedalus example's max_timestep)
+    "max_dt": 0.01,  # cap on the step
+    "ic_family": "well",  # well: The Well's 40 initial conditions; random: drawn per seed
+}
+# Knobs of the `random` family only.
+RANDOM_DEFAULTS = {
     "n_shear": [2, 4],  # number of shear layers, one drawn per trajectory
-    "width": [0.05, 0.2],  # layer half-width, drawn log-uniformly (Dedalus example: 0.1)
-    "amplitude": [0.05, 0.15],  # v-perturbation amplitude, uniform (Dedalus example: 0.1)
+    "width": [0.05, 0.2],  # layer half-width, drawn log-uniformly
+    "amplitude": [0.05, 0.15],  # v-perturbation amplitude, uniform
     "modes": [1, 4],  # x mode number m of sin(2π m x + phase), integer uniform, inclusive
 }
+# The Well's initial conditions, in its generator's order: (width, n_shear, n_blobs).
+WELL_ICS = tuple(
+    (width, n_shear, n_blobs)
+    for width in (0.25, 0.5, 1.0, 2.0, 4.0)
+    for n_shear in (2, 4)
+    for n_blobs in (2, 3, 4, 5)
+)
 
 
 @dataclass
@@ -243,13 +258,63 @@ def run(solver: ShearFlowSolver, flow: Flow, times: np.ndarray, shape: Sequence[
 # -- initial conditions and The Well's interface ---------------------------------------------
 
 
-def initial_fields(seed: int, nx: int, ny: int, options: dict) -> tuple[np.ndarray, ...]:
-    """(u, v, tracer) on the grid for one seed: the Dedalus example generalised to n layers.
+def options(cfg: SimConfig) -> dict:
+    """cfg.options over the defaults; an unknown knob, or a `random` knob given with the
+    `well` family (where it would silently do nothing), is a ConfigError."""
+    opt = {**DEFAULTS, **cfg.options}
+    unknown = set(cfg.options) - set(DEFAULTS) - set(RANDOM_DEFAULTS)
+    if unknown:
+        known = ", ".join([*DEFAULTS, *RANDOM_DEFAULTS])
+        raise ConfigError(f"unknown shear_flow option '{sorted(unknown)[0]}' (known: {known})")
+    if opt["ic_family"] not in ("well", "random"):
+        raise ConfigError(
+            f"key 'options.ic_family' must be 'well' or 'random', got {opt['ic_family']!r}"
+        )
+    if opt["ic_family"] == "well":
+        given = sorted(set(cfg.options) & set(RANDOM_DEFAULTS))
+        if given:
+            raise ConfigError(
+                f"key 'options.{given[0]}' applies to ic_family 'random' only (The Well's "
+                "initial conditions are a fixed grid)"
+            )
+        grid_choice(range(cfg.ics_per_file), len(WELL_ICS))  # refuses more than 40 per file
+        return opt
+    return {**RANDOM_DEFAULTS, **opt}
+
+
+def grid(nx: int, ny: int) -> tuple[np.ndarray, np.ndarray]:
+    """x (nx, 1) and y (1, ny): the periodic grid points, as Dedalus places them."""
+    return (LX * np.arange(nx) / nx)[:, None], (Y0 + LY * np.arange(ny) / ny)[None, :]
+
+
+def well_initial_fields(
+    width: float, n_shear: int, n_blobs: int, nx: int, ny: int
+) -> tuple[np.ndarray, ...]:
+    """(u, v, tracer) of one of The Well's initial conditions, exactly as its generator
+    writes them: layers at y_j = −1 + (2j + 1)/n_shear with signs −, +, −, …, each a tanh of
+    half-width δ = 0.2·width/n_shear carrying a Gaussian-localised perturbation
+    0.1·sin(±n_blobs·π·x) whose sign follows the layer's.
+
+    Neither the tanh nor the Gaussian is wrapped around y = ±1, and sin(n_blobs·π·x) is not
+    periodic for odd n_blobs: The Well's fields have these kinks, and so do these.
+    """
+    x, y = grid(nx, ny)
+    u = np.full((nx, ny), 0.5)
+    v = np.zeros((nx, ny))
+    delta = 0.2 * width / n_shear
+    for j in range(n_shear):
+        centre, sign = Y0 + LY * (2 * j + 1) / (2 * n_shear), 2.0 * (j % 2) - 1.0
+        u += sign * 0.5 * np.tanh((y - centre) / delta)
+        v += 0.1 * np.sin(sign * n_blobs * np.pi * x / LX) * np.exp(-(((y - centre) / delta) ** 2))
+    return u, v, u.copy()
+
+
+def random_initial_fields(seed: int, nx: int, ny: int, opt: dict) -> tuple[np.ndarray, ...]:
+    """(u, v, tracer) for one seed: the same layer construction with its knobs drawn.
 
     Layers sit at y_j = −1 + (2j + 1)/n with alternating signs, so u = ½ outside and −½ between
     them; tanh images at y ± 2, ± 4, … make the profile exactly periodic in y for any width.
     """
-    opt = {**DEFAULTS, **options}
     rng = np.random.default_rng(seed)
     n_shear = int(rng.choice(opt["n_shear"]))
     width = float(np.exp(rng.uniform(*np.log(opt["width"]))))
@@ -257,8 +322,7 @@ def initial_fields(seed: int, nx: int, ny: int, options: dict) -> tuple[np.ndarr
     mode = int(rng.integers(opt["modes"][0], opt["modes"][1] + 1))
     phases = rng.uniform(0, 2 * np.pi, n_shear)
 
-    x = (LX * np.arange(nx) / nx)[:, None]
-    y = (Y0 + LY * np.arange(ny) / ny)[None, :]
+    x, y = grid(nx, ny)
     centres = Y0 + LY * (2 * np.arange(n_shear) + 1) / (2 * n_shear)
     signs = (-1.0) ** (np.arange(n_shear) + 1)
     profile = 0.5 + 0.5 * sum(
@@ -272,26 +336,37 @@ def initial_fields(seed: int, nx: int, ny: int, options: dict) -> tuple[np.ndarr
     return u, v, u.copy()
 
 
+def initial_conditions(
+    seeds: Sequence[int], nx: int, ny: int, opt: dict
+) -> list[tuple[np.ndarray, ...]]:
+    """(u, v, tracer) on the simulation grid for every trajectory of one file."""
+    if opt["ic_family"] == "well":
+        chosen = grid_choice(seeds, len(WELL_ICS))
+        return [well_initial_fields(*WELL_ICS[i], nx, ny) for i in chosen]
+    return [random_initial_fields(k, nx, ny, opt) for k in seeds]
+
+
 def layout(cfg: SimConfig) -> WellLayout:
-    lay = layout_like("shear_flow", list(cfg.resolution), cfg.steps, cfg.dataset_name)
-    lay.time = cfg.dt_out * np.arange(cfg.steps)
-    return lay
+    return layout_like(
+        "shear_flow", list(cfg.resolution), cfg.steps, cfg.dataset_name, dt=cfg.dt_out
+    )
 
 
 def trajectories(cfg: SimConfig, params: dict[str, float], seeds: list[int]) -> dict:
     """`simulate` before the float32 cast: float64 frames, `cfg.batch` trajectories at a time."""
     nx, ny = cfg.sim_resolution
-    opt = {**DEFAULTS, **cfg.options}
+    opt = options(cfg)
     nu = 1.0 / params["Reynolds"]
     solver = ShearFlowSolver(
         nx, ny, nu, nu / params["Schmidt"], opt["cfl"], opt["max_dt"], cfg.device
     )
     times = cfg.dt_out * np.arange(cfg.steps)
+    ics = initial_conditions(seeds, nx, ny, opt)
     size = cfg.batch or len(seeds)
     parts = []
     for start in range(0, len(seeds), size):
         chunk = seeds[start : start + size]
-        u, v, s = (np.stack(f) for f in zip(*(initial_fields(k, nx, ny, opt) for k in chunk)))
+        u, v, s = (np.stack(f) for f in zip(*ics[start : start + size]))
         flow = solver.from_velocity(torch.from_numpy(np.stack((u, v), axis=1)), torch.from_numpy(s))
         try:
             parts.append(run(solver, flow, times, cfg.resolution))
