@@ -309,17 +309,10 @@ def initial_state(
 
 
 # Options read from `cfg.options`, with their defaults.
-DEFAULTS = {
-    "dt": 0.005,  # lowered so that dt_out is a whole number of steps
-    "beta": 0.8,
-    "d_t": 0.05,
-    "d_r": 0.05,
-    "picard": 2,
-    "ic_amplitude": 0.01,
-    "ic_modes": 8,
-    "ic_kmax": 4,
-    "max_order": 1.2,  # s <= 1 for any Ψ >= 0, so more means an under-resolved run
-}
+# dt is lowered so that dt_out is a whole number of steps; s <= 1 for any Ψ >= 0, so an order
+# parameter above max_order means an under-resolved run.
+DEFAULTS = {"dt": 0.005, "beta": 0.8, "d_t": 0.05, "d_r": 0.05, "picard": 2}
+DEFAULTS |= {"ic_amplitude": 0.01, "ic_modes": 8, "ic_kmax": 4, "max_order": 1.2}
 
 
 def options(cfg: SimConfig) -> dict:
@@ -378,9 +371,7 @@ def simulate(cfg: SimConfig, params: dict[str, float], seeds: list[int]) -> dict
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _record(
-    cfg: SimConfig, solver: ActiveNematicSolver, opt: dict, where: str
-) -> dict[str, np.ndarray]:
+def _record(cfg: SimConfig, solver: ActiveNematicSolver, opt: dict, where: str) -> dict:
     """Integrate one batch to every output time t = k·dt_out, checking each frame."""
     substeps = max(1, math.ceil(cfg.dt_out / float(opt["dt"]) - 1e-9))
     max_order = float(opt["max_order"])
