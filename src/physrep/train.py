@@ -148,10 +148,10 @@ def refuse_launcher(command: str) -> None:
 
 
 def build_windows(cfg: PretrainConfig, data_dir: str | Path) -> tuple[WellWindows, WellWindows]:
-    """Train windows (with the configured noise and fraction) and clean, full valid windows
-    sharing the train split's parameter statistics."""
+    """Train windows (with the configured noise, fraction and augmentation) and clean, full
+    valid windows sharing the train split's parameter statistics."""
     train = WellWindows(data_dir, "train", cfg.data)
-    valid_cfg = dataclasses.replace(cfg.data, noise_std=0.0, fraction=1.0)
+    valid_cfg = cfg.data.clean()
     valid = WellWindows(data_dir, "valid", valid_cfg, targets=train.targets)
     return train, valid
 

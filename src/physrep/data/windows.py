@@ -11,6 +11,7 @@ trajectory) do not fit.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from the_well.data.normalization import RMSNormalization, ZScoreNormalization
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from physrep.config import check
+from physrep.data.augment import GENERATORS, SymmetryGroup
 from physrep.data.targets import ParamTargets
 from physrep.data.validate import DatasetInfo, inspect_dataset, load_stats
 from physrep.data.wellformat import FIELD_GROUPS, as_str_list
@@ -40,10 +42,17 @@ class WindowConfig:
     crop: list[list[int] | None] | None = None  # per spatial axis [start, stop), or null
     resize: list[int] | None = None  # output H, W (bilinear, no antialiasing)
     noise_std: float = 0.0  # Gaussian noise added to context and target (after normalisation)
+    # Symmetries applied at random to each window, the same to context and target (training
+    # windows only): shift (periodic axes), flip_x, flip_y, rot90. See physrep.data.augment.
+    augment: list[str] = field(default_factory=list)
     fraction: float = 1.0  # of the split's trajectories, drawn at random with `seed`
     seed: int = 0
     params: list[str] | None = None  # default: every parameter varying across train
     transforms: dict[str, Literal["linear", "log10"]] = field(default_factory=dict)
+
+    def clean(self, **changes) -> WindowConfig:
+        """The same windows for evaluation: no noise, no augmentation, every trajectory."""
+        return dataclasses.replace(self, noise_std=0.0, fraction=1.0, augment=[], **changes)
 
     def validate(self) -> None:
         check(self.frames >= 1, "frames", ">= 1", self.frames)
@@ -54,6 +63,8 @@ class WindowConfig:
         if self.resize is not None:
             ok = len(self.resize) == 2 and min(self.resize) >= 1
             check(ok, "resize", "two positive sizes", self.resize)
+        unknown = [n for n in self.augment if n not in GENERATORS]
+        check(not unknown, "augment", f"made of {', '.join(GENERATORS)}", self.augment)
         for i, c in enumerate(self.crop or []):
             ok = c is None or (len(c) == 2 and 0 <= c[0] < c[1])
             check(ok, f"crop[{i}]", "[start, stop) with 0 <= start < stop", c)
@@ -84,6 +95,13 @@ class WellWindows(Dataset):
         self.spatial_dims = first.spatial_dims
         self.boundaries = first.boundaries
         self._crop = self._crop_slices(first.resolution)
+        self.symmetries = None
+        if cfg.augment:
+            group = SymmetryGroup(
+                cfg.augment, first.fields, first.spatial_dims, first.boundaries,
+                first.resolution, cfg.crop,
+            )  # fmt: skip
+            self.symmetries = None if group.trivial else group
 
         if targets is None:
             train = (
@@ -191,9 +209,13 @@ class WellWindows(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         sample = self.well[int(self._well_index[i])]
-        out = {"context": self._frames(sample["input_fields"], i)}
+        raw = [sample["input_fields"], *([sample["output_fields"]] if self.cfg.target else [])]
+        if self.symmetries is not None:  # one transform for context and target alike
+            drawn = self.symmetries.draw(self.info.first.resolution)
+            raw = [self.symmetries.apply(x, *drawn) for x in raw]
+        out = {"context": self._frames(raw[0], i)}
         if self.cfg.target:
-            out["target"] = self._frames(sample["output_fields"], i)
+            out["target"] = self._frames(raw[1], i)
         out["params"] = self._trajectory_params[self.window_trajectory[i]]
         out["trajectory"] = torch.tensor(self.window_trajectory[i])
         out["start"] = torch.tensor(self.window_start[i])

@@ -19,7 +19,6 @@ efficiency (probes on a seeded, nested fraction of the training trajectories), a
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -307,9 +306,9 @@ class Benchmark:
 
     def probe_windows(self, name: str) -> WindowConfig:
         """The one window config every source is embedded with: the pretraining data section,
-        clean (no noise), every trajectory, context only."""
+        clean (no noise, no augmentation), every trajectory, context only."""
         data = self.pretrain_config(name, "jepa", 0).data
-        return dataclasses.replace(data, noise_std=0.0, fraction=1.0, target=False)
+        return data.clean(target=False)
 
     def pretrain(self, name: str, data_dir: Path, method: str, seed: int, stage: Stage) -> Path:
         """Train (or, for random_init, export at initialisation) one encoder, unless its run

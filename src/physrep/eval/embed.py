@@ -139,10 +139,10 @@ def chosen_trajectories(ids: np.ndarray, fraction: float, seed: int) -> np.ndarr
 
 def encoder_windows(encoder: torch.nn.Module) -> WindowConfig:
     """The window config an exported encoder was trained with, made clean for probing:
-    no noise, every trajectory, context only."""
+    no noise, no augmentation, every trajectory, context only."""
     data = dict(getattr(encoder, "physrep", {}).get("data") or {})
     cfg = from_dict(WindowConfig, data) if data else WindowConfig()
-    return dataclasses.replace(cfg, noise_std=0.0, fraction=1.0, target=False)
+    return cfg.clean(target=False)
 
 
 def load_or_embed(
