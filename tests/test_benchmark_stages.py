@@ -155,3 +155,30 @@ def test_a_launcher_is_refused_before_anything_is_written(tmp_path):
     assert len(errors) == 2 and all("runs as one process" in e for e in errors), proc.stderr
     assert "physrep pretrain" in errors[0]
     assert not out.exists()
+
+
+def test_per_dataset_runs_into_one_folder_build_one_table(cli, tmp_path):
+    """`--datasets` runs one dataset of a preset; a second run into the same folder adds its
+    rows to results.json instead of replacing the first one's."""
+    tiny = read_yaml(preset_path("benchmark", "tiny"))["datasets"]["shear_flow"]
+    other = {**tiny, "sim_overrides": {**tiny["sim_overrides"], "seed": 1}}
+    config = preset(
+        tmp_path,
+        "two",
+        methods=[],
+        controls=["mean", "features"],
+        datasets={"low": tiny, "high": other},
+    )
+    out = tmp_path / "out"
+    code, _, err = run(cli, config, out, "--datasets", "missing")
+    assert code == 2 and "dataset 'missing' is not in this benchmark (it has: high, low)" in err
+    assert run(cli, config, out, "--datasets", "low")[0] == 0
+    first = read_results(out / "results.json")
+    assert {r["dataset"] for r in first} == {"low"} and not (out / "high").exists()
+    code, text, err = run(cli, config, out, "--datasets", "high")
+    assert code == 0, err
+    rows = read_results(out / "results.json")
+    assert {r["dataset"] for r in rows} == {"low", "high"}
+    assert [r for r in rows if r["dataset"] == "low"] == first  # kept as they were
+    assert "| features |" in text and "high" in (out / "results.md").read_text()
+    assert "low" in (out / "results.md").read_text()

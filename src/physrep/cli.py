@@ -310,6 +310,11 @@ def _args_benchmark(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="small", help="tiny, demo, small or paper (or a YAML)")
     p.add_argument("--well-dir", type=Path, help="use this Well-format folder, do not simulate")
     p.add_argument("--methods", help="only these methods and controls, e.g. jepa,features,mean")
+    p.add_argument(
+        "--datasets",
+        help="only these datasets of the preset, e.g. active_matter; runs into one --out "
+        "build one table",
+    )
     p.add_argument("--out", type=Path, help="output folder (default: runs/benchmark/<preset>)")
     p.add_argument(
         "--rerun",
@@ -333,8 +338,9 @@ def _run_benchmark(args: argparse.Namespace, preset: str | None = None) -> int:
     start = time.perf_counter()
     well_dir = getattr(args, "well_dir", None)
     notes = _read_notes(getattr(args, "notes", None))
+    only = _csv(args.datasets, str) if getattr(args, "datasets", None) else None
     bench = Benchmark(
-        cfg, out, well_dir, rerun=args.rerun, progress=not args.no_progress, notes=notes
+        cfg, out, well_dir, rerun=args.rerun, progress=not args.no_progress, notes=notes, only=only
     )
     rows = bench.run()
     print(f"\n{cfg.headline_probe} probe, test MSE on normalised targets (mean ± std over seeds)")

@@ -136,8 +136,10 @@ class Benchmark:
         rerun: bool = False,
         progress: bool = True,
         notes: str = "",
+        only: list[str] | None = None,
     ):
         self.cfg, self.out, self.rerun, self.progress = cfg, Path(out), rerun, progress
+        self.only = only  # run these datasets; results.json keeps the others' rows
         self.notes = notes  # markdown appended to results.md and the report
         self.well_dir = Path(well_dir) if well_dir else None
         self.timings: list[dict] = []
@@ -151,7 +153,7 @@ class Benchmark:
         from physrep.train import refuse_launcher
 
         refuse_launcher("physrep benchmark")
-        datasets = self.dataset_dirs()
+        datasets = self.selected(self.dataset_dirs())
         self.check_stages(datasets)  # refuse a stale stage before anything is computed
         self.out.mkdir(parents=True, exist_ok=True)
         write_run_record(
@@ -160,10 +162,21 @@ class Benchmark:
         rows: list[dict] = []
         for name, data_dir in datasets.items():
             rows += self.run_dataset(name, data_dir)
-        self.write_outputs(rows)
+        rows = self.write_outputs(rows)
         if self.progress:
             tqdm.write(summary(self.timings))
         return rows
+
+    def selected(self, datasets: dict[str, Path]) -> dict[str, Path]:
+        """The datasets `only` names (all without it), refusing a name the preset lacks."""
+        if self.only is None:
+            return datasets
+        unknown = [n for n in self.only if n not in datasets]
+        if unknown:
+            raise ConfigError(
+                f"dataset '{unknown[0]}' is not in this benchmark (it has: {', '.join(datasets)})"
+            )
+        return {n: d for n, d in datasets.items() if n in self.only}
 
     def dataset_dirs(self) -> dict[str, Path]:
         """Dataset name -> Well-format folder: the user's (`--well-dir`) or simulated ones.
@@ -482,16 +495,24 @@ class Benchmark:
         path = self.out / name / "diagnostics" / f"{method}-s{pretrain_seed}.json"
         write_text_atomic(path, json.dumps(record, indent=1) + "\n")
 
-    def write_outputs(self, rows: list[dict]) -> None:
-        from physrep.eval.results import write_results
+    def write_outputs(self, rows: list[dict]) -> list[dict]:
+        """results.json, timings, tables and report; with `only`, the rows of the preset's
+        other datasets from an earlier run into the same folder are kept, so per-dataset runs
+        build one table. Returns every row written."""
+        from physrep.eval.results import read_results, write_results
         from physrep.eval.tables import read_timings, write_tables_and_report
 
-        write_results(self.out / "results.json", rows)
+        previous = self.out / "results.json"
+        if self.only is not None and previous.is_file():  # keep the other datasets' rows
+            ran = {r["dataset"] for r in rows} | set(self.only)
+            rows = [r for r in read_results(previous) if r["dataset"] not in ran] + rows
+        write_results(previous, rows)
         timings = merge_timings(read_timings(self.out), self.timings)
         write_text_atomic(self.out / "timings.json", json.dumps(timings, indent=1) + "\n")
         write_tables_and_report(
             self.out, rows, timings, self.notes, headline_probe=self.cfg.headline_probe
         )
+        return rows
 
     # ---- bookkeeping ---------------------------------------------------------------------
 
