@@ -172,10 +172,14 @@ def test_per_dataset_runs_into_one_folder_build_one_table(cli, tmp_path):
     out = tmp_path / "out"
     code, _, err = run(cli, config, out, "--datasets", "missing")
     assert code == 2 and "dataset 'missing' is not in this benchmark (it has: high, low)" in err
-    assert run(cli, config, out, "--datasets", "low")[0] == 0
+    code, _, err = run(cli, config, out, "--datasets", "low", "probe_seed=[0]")
+    assert code == 2 and "probe_seed" in err and len(err.strip().splitlines()) == 1
+    half = "fractions=[0.5, 1.0]"  # a key=value override of the preset
+    assert run(cli, config, out, "--datasets", "low", half)[0] == 0
     first = read_results(out / "results.json")
     assert {r["dataset"] for r in first} == {"low"} and not (out / "high").exists()
-    code, text, err = run(cli, config, out, "--datasets", "high")
+    assert {r["fraction"] for r in first} == {0.5, 1.0}
+    code, text, err = run(cli, config, out, "--datasets", "high", half)
     assert code == 0, err
     rows = read_results(out / "results.json")
     assert {r["dataset"] for r in rows} == {"low", "high"}

@@ -325,6 +325,12 @@ def _args_benchmark(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--notes", type=Path, help="a markdown file to include in results.md and the report"
     )
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="preset overrides, e.g. pretrain_seeds=[0,1,2] 'pretrain_overrides.data.augment=[shift]'",
+    )
 
 
 def _run_benchmark(args: argparse.Namespace, preset: str | None = None) -> int:
@@ -333,7 +339,7 @@ def _run_benchmark(args: argparse.Namespace, preset: str | None = None) -> int:
 
     preset = preset or args.preset
     methods = _csv(args.methods, str) if getattr(args, "methods", None) else None
-    cfg = load_benchmark(preset, methods)
+    cfg = load_benchmark(preset, methods, getattr(args, "overrides", None))
     out = args.out or Path("runs") / "benchmark" / Path(preset).stem
     start = time.perf_counter()
     well_dir = getattr(args, "well_dir", None)

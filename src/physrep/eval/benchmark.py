@@ -29,7 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from physrep.atomic import save_npz_atomic, write_text_atomic
-from physrep.config import from_dict, merge, preset_path, read_yaml, to_dict
+from physrep.config import apply_overrides, from_dict, merge, preset_path, read_yaml, to_dict
 from physrep.data.windows import WindowConfig
 from physrep.errors import ConfigError, PhysrepError
 from physrep.eval.embed import (
@@ -107,11 +107,14 @@ class BenchmarkConfig:
         return [*self.pretrained, *extra]
 
 
-def load_benchmark(preset: str | Path, methods: list[str] | None = None) -> BenchmarkConfig:
-    """A preset by name (configs/benchmark/NAME.yaml) or path, optionally restricted to
-    `methods` (learned methods and controls alike)."""
+def load_benchmark(
+    preset: str | Path, methods: list[str] | None = None, overrides: list[str] | None = None
+) -> BenchmarkConfig:
+    """A preset by name (configs/benchmark/NAME.yaml) or path, with `key=value` overrides,
+    optionally restricted to `methods` (learned methods and controls alike)."""
     path = Path(preset) if str(preset).endswith((".yaml", ".yml")) else None
-    cfg = from_dict(BenchmarkConfig, read_yaml(path or preset_path("benchmark", str(preset))))
+    data = read_yaml(path or preset_path("benchmark", str(preset)))
+    cfg = from_dict(BenchmarkConfig, apply_overrides(data, overrides or []))
     if methods:
         known = set(cfg.methods) | set(cfg.controls)
         unknown = [m for m in methods if m not in known]
