@@ -37,12 +37,13 @@ from typing import Any
 
 import numpy as np
 
-from physrep.data.wellformat import Field, WellLayout
+from physrep.data.well_datasets import WELL_LAYOUTS, layout_like
+from physrep.data.wellformat import WellLayout
 from physrep.errors import ConfigError, PhysrepError
 from physrep.sim.base import SimConfig, SimulationError, grid_choice
 
 LX, LY = 4.0, 1.0
-FIELDS = (Field("buoyancy", 0), Field("pressure", 0), Field("velocity", 1))
+FIELDS = WELL_LAYOUTS["rayleigh_benard"]["fields"]
 DEFAULT_OPTIONS: dict[str, Any] = {
     "cfl_safety": 0.5,
     "max_dt": 0.125,  # The Well's generator
@@ -93,13 +94,8 @@ def initial_conditions(opts: dict[str, Any], seeds: list[int]) -> list[tuple[flo
 
 def layout(cfg: SimConfig) -> WellLayout:
     """The stored grid: uniform x, Dedalus' Chebyshev–Gauss y nodes, t = k·dt_out."""
-    nx, ny = cfg.resolution
-    return WellLayout(
-        dataset_name=cfg.dataset_name or "rayleigh_benard",
-        coords={"x": LX * np.arange(nx) / nx, "y": LY * chebyshev_nodes(ny)},
-        time=cfg.dt_out * np.arange(cfg.steps),
-        boundaries={"x": "periodic", "y": "wall_dirichlet"},
-        fields=FIELDS,
+    return layout_like(
+        "rayleigh_benard", list(cfg.resolution), cfg.steps, cfg.dataset_name, cfg.dt_out
     )
 
 
