@@ -224,12 +224,39 @@ def test_pretrain_presets_validate(preset):
         ["jepa.stats=position"],
         ["jepa.stats=window", "jepa.loss=sigreg"],
         ["jepa.padding=zeros", "jepa.chunks=2"],
+        ["jepa.target=masked"],
+        ["jepa.target=masked", "jepa.ema=0.99", "jepa.stats=window"],
     ],
 )
 def test_jepa_options_train(data, tmp_path, options):
     record = Losses()
     pretrain(tiny("jepa", "train.max_steps=4", *options), data, tmp_path / "o", callbacks=[record])
     assert len(record.values) == 4 and np.isfinite(record.values).all()
+
+
+def test_masked_target_predicts_only_what_the_context_cannot_see():
+    """jepa.target=masked: the context branch sees none of the hidden tubes (changing them at
+    every frame leaves it unchanged), the target branch does, and the loss uses only the
+    hidden positions."""
+    from physrep.methods.jepa import JEPA, hidden_positions
+
+    torch.manual_seed(0)
+    module = JEPA(3, 8, (True, True), jepa={"target": "masked", "mask_ratio": 0.25})
+    clip = torch.randn(2, 3, 8, 32, 32)
+    stride = module.encoder.stride
+    hidden = hidden_positions(2, 16, 0.25, torch.Generator().manual_seed(5))
+    assert hidden.shape == (2, 4) and all(len(set(row.tolist())) == 4 for row in hidden)
+    changed = clip.clone()
+    for window, positions in enumerate(hidden.tolist()):
+        for pos in positions:
+            i, j = divmod(pos, 4)
+            changed[window, :, :, i * stride : (i + 1) * stride, j * stride : (j + 1) * stride] += 5
+    outputs = [module._masked(x, torch.Generator().manual_seed(5)) for x in (clip, changed)]
+    (context, pred, target), (context2, pred2, target2) = outputs
+    torch.testing.assert_close(context, context2)
+    torch.testing.assert_close(pred, pred2)
+    assert pred.shape == target.shape == (2, 4, module.encoder.embed_dim)
+    assert (target - target2).abs().max() > 1e-3
 
 
 def test_ema_target_follows_the_encoder(data, tmp_path):

@@ -3,9 +3,12 @@
 One encoder embeds context and target (the paper's recipe, gradients through both), a conv
 predictor maps the context map to the target map, and VICReg (or SIGReg) on the token rows
 keeps the embedding from collapsing. Beyond the paper: an EMA target encoder with
-stop-gradient (V-JEPA style), SIGReg, statistics per token position or per window (which the
-positional shortcut of early_findings.md cannot satisfy), and VICReg statistics all-gathered
-across DDP ranks, so N GPUs compute the loss of the global batch, not N local ones.
+stop-gradient (V-JEPA style), SIGReg, statistics per token position or per window (which a
+positional code cannot satisfy), VICReg statistics all-gathered across DDP ranks (N GPUs
+compute the loss of the global batch, not N local ones), and `target="masked"`: V-JEPA's
+in-clip objective, predicting the embedding of token tubes hidden from the context clip
+instead of the next window, so the encoder is never asked to make two windows that a decay or
+growth separates agree.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ class JEPAConfig:
     sigreg_weight: float = 0.05
     sigreg_slices: int = 256
     ema: float = 0.0  # > 0: target encoder = EMA of the encoder with this decay, no gradient
+    target: Literal["next", "masked"] = "next"  # next window, or hidden tubes of the same clip
+    mask_ratio: float = 0.5  # target=masked: fraction of token positions hidden (all frames)
     gather: bool = True  # all-gather statistics across DDP ranks
 
     def validate(self) -> None:
@@ -54,6 +59,13 @@ class JEPAConfig:
             check(getattr(self, key) >= 0, key, ">= 0", getattr(self, key))
         check(self.chunks >= 1, "chunks", ">= 1", self.chunks)
         check(self.sigreg_slices >= 1, "sigreg_slices", ">= 1", self.sigreg_slices)
+        check(0 < self.mask_ratio < 1, "mask_ratio", "in (0, 1)", self.mask_ratio)
+        check(
+            self.target == "next" or self.stats != "position",
+            "stats",
+            "'token' or 'window' with target=masked (hidden positions differ per window)",
+            self.stats,
+        )
 
 
 class JEPA(PretrainModule):
@@ -89,23 +101,16 @@ class JEPA(PretrainModule):
     def loss(
         self, batch: dict, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
-        if self.target_encoder is None:
-            # one pass over context and target together: the encoder has no batch statistics,
-            # so this is the same computation, and on a CPU about twice as fast (bigger kernels)
-            both = self.encoder(torch.cat([batch["context"], batch["target"]]))
-            context, target = both.chunk(2)
+        # Random masks, slices and shuffles must agree across ranks and be reproducible on resume.
+        if generator is None:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.global_step)
+        if self.cfg.target == "masked":
+            context, pred_tokens, target_tokens = self._masked(batch["context"], generator)
         else:
-            context = self.encoder(batch["context"])
-            with torch.no_grad():
-                target = self.target_encoder(batch["target"])
-        pred = self.predictor(context)
-        pred_tokens, target_tokens = _tokens(pred), _tokens(target)
+            context, pred_tokens, target_tokens = self._next_window(batch)
         if self.cfg.gather and dist.is_available() and dist.is_initialized():
             pred_tokens = torch.cat(all_gather(pred_tokens.contiguous()))
             target_tokens = torch.cat(all_gather(target_tokens.contiguous()))
-        # Random slices/shuffles must agree across ranks and be reproducible on resume.
-        if generator is None:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.global_step)
         terms = jepa_regularised_loss(
             pred_tokens,
             target_tokens,
@@ -122,6 +127,50 @@ class JEPA(PretrainModule):
         terms["context_tokens"] = _tokens(context)
         return terms
 
+    def _target(self, clip: torch.Tensor) -> torch.Tensor:
+        """The target branch: the EMA encoder without gradient, else the shared encoder."""
+        if self.target_encoder is None:
+            return self.encoder(clip)
+        with torch.no_grad():
+            return self.target_encoder(clip)
+
+    def _next_window(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The paper's objective: the context window's map predicts the next window's."""
+        if self.target_encoder is None:
+            # one pass over context and target together: the encoder has no batch statistics,
+            # so this is the same computation, and on a CPU about twice as fast (bigger kernels)
+            both = self.encoder(torch.cat([batch["context"], batch["target"]]))
+            context, target = both.chunk(2)
+        else:
+            context, target = self.encoder(batch["context"]), self._target(batch["target"])
+        return context, _tokens(self.predictor(context)), _tokens(target)
+
+    def _masked(
+        self, clip: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """V-JEPA's objective on a conv encoder: hide random token tubes of the clip (zero,
+        the z-scored mean, at every frame), encode what is left, and predict the full clip's
+        embedding at the hidden positions only. Returns (context map, predicted tokens,
+        target tokens) with the tokens gathered at the hidden positions, (B, k, D)."""
+        b, _, _, height, width = clip.shape
+        stride = self.encoder.stride
+        h, w = height // stride, width // stride
+        hidden = hidden_positions(b, h * w, self.cfg.mask_ratio, generator).to(clip.device)
+        visible = torch.ones(b, h * w, device=clip.device, dtype=clip.dtype)
+        visible.scatter_(1, hidden, 0.0)
+        pixels = visible.view(b, 1, 1, h, 1, w, 1).expand(-1, -1, -1, -1, stride, -1, stride)
+        masked = clip * pixels.reshape(b, 1, 1, height, width)
+        if self.target_encoder is None:  # one pass over both, as in _next_window
+            context, target = self.encoder(torch.cat([masked, clip])).chunk(2)
+        else:
+            context, target = self.encoder(masked), self._target(clip)
+
+        def gather(feature_map: torch.Tensor) -> torch.Tensor:
+            tokens = _tokens(feature_map)
+            return tokens.gather(1, hidden.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
+
+        return context, gather(self.predictor(context)), gather(target)
+
     def optimizer_step(self, *args, **kwargs) -> None:
         """Step, then move the EMA target: once per optimiser step whatever
         `accumulate_grad_batches` is (a per-batch hook would decay by ema^k with k
@@ -135,6 +184,15 @@ class JEPA(PretrainModule):
 
     def trainable(self) -> dict[str, torch.nn.Module]:
         return {"encoder": self.encoder, "predictor": self.predictor}
+
+
+def hidden_positions(
+    batch: int, positions: int, ratio: float, generator: torch.Generator
+) -> torch.Tensor:
+    """(batch, k) distinct token positions per window, k = ratio of them (at least one hidden
+    and one visible), drawn from `generator` so that every rank and a resumed run agree."""
+    k = max(1, min(positions - 1, round(ratio * positions)))
+    return torch.rand(batch, positions, generator=generator).argsort(dim=1)[:, :k]
 
 
 def _tokens(feature_map: torch.Tensor) -> torch.Tensor:
