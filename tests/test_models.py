@@ -71,6 +71,19 @@ def test_bad_sizes_raise_clear_errors():
         model(torch.randn(1, 3, 4, 16, 16))
 
 
+def test_stream_norm_off_lets_tokens_see_amplitude():
+    """The paper's encoder (LayerNorm on the residual stream) maps a field and three times that
+    field to the same tokens at initialisation; stream_norm=False keeps the factor."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 8, 32, 32)
+    ratios = {}
+    for stream_norm in (True, False):
+        model = ConvNeXt3D(3, **ENCODER_PRESETS["small8"], stream_norm=stream_norm)
+        with torch.no_grad():
+            ratios[stream_norm] = float(model(3 * x).norm() / model(x).norm())
+    assert abs(ratios[True] - 1) < 1e-2 and ratios[False] > 2.5, ratios
+
+
 def test_circular_padding_is_shift_equivariant():
     x = torch.randn(2, 3, 8, 16, 24)
     periodic = tiny(periodic=(True, True))

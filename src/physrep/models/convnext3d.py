@@ -34,6 +34,8 @@ ENCODER_PRESETS: dict[str, dict] = {
     "paper": dict(widths=(16, 32, 64, 128, 128), depths=(3, 3, 3, 9, 3), frames=16),
     # Same stages and widths, 1-3 blocks each: 16 frames at 64 px -> 4x4 tokens of 128.
     "small": dict(widths=(16, 32, 64, 128, 128), depths=(1, 1, 2, 3, 1), frames=16),
+    # The small preset's first 4 stages, spatial stride 8: 8 frames at 32 px -> 4x4 tokens of 128.
+    "small8": dict(widths=(16, 32, 64, 128), depths=(1, 1, 2, 2), frames=8),
     # 4 narrow stages, spatial stride 8: 8 frames at 32 px -> 4x4 tokens of 32 (tests, demos).
     "tiny": dict(widths=(8, 16, 32, 32), depths=(1, 1, 1, 1), frames=8),
 }
@@ -165,9 +167,9 @@ class ConvNeXtBlock(nn.Module):
 class Downsample(nn.Module):
     """LayerNorm, then a kernel-2 stride-2 conv: 3D while time > 1, else 2D (time squeezed)."""
 
-    def __init__(self, dim_in: int, dim_out: int, ndim: int):
+    def __init__(self, dim_in: int, dim_out: int, ndim: int, norm: bool = True):
         super().__init__()
-        self.norm = nn.LayerNorm(dim_in)
+        self.norm = nn.LayerNorm(dim_in) if norm else nn.Identity()
         self.conv = (nn.Conv3d if ndim == 3 else nn.Conv2d)(dim_in, dim_out, 2, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -186,6 +188,11 @@ class ConvNeXt3D(nn.Module):
 
     `fast` selects the custom depthwise-conv backward (same numbers to fp32 round-off);
     `fast=False` is the plain `F.conv3d` path, kept as the reference it is tested against.
+
+    `stream_norm=False` drops the LayerNorms on the residual stream (after the stem and before
+    each downsampling; the blocks keep theirs). Each of them divides every location by its own
+    scale, so the paper's encoder cannot tell a weak field from a strong one with the same
+    pattern, although amplitude is what an activity or a forcing parameter sets.
     """
 
     def __init__(
@@ -197,6 +204,7 @@ class ConvNeXt3D(nn.Module):
         kernel_size: int = 7,
         periodic: tuple[bool, bool] = (False, False),
         fast: bool = True,
+        stream_norm: bool = True,
     ):
         super().__init__()
         if len(widths) != len(depths) or not widths:
@@ -210,13 +218,15 @@ class ConvNeXt3D(nn.Module):
         self.in_channels, self.frames, self.stride = in_channels, frames, 2**n_down
         self.embed_dim, self.periodic = widths[-1], tuple(periodic)
         self.stem = nn.Conv3d(in_channels, widths[0], (1, 4, 4))
-        self.stem_norm = nn.LayerNorm(widths[0])
+        self.stem_norm = nn.LayerNorm(widths[0]) if stream_norm else nn.Identity()
 
         self.downs, self.stages = nn.ModuleList(), nn.ModuleList()
         t = frames
         for i, (width, depth) in enumerate(zip(widths, depths)):
             if i > 0:
-                self.downs.append(Downsample(widths[i - 1], width, 3 if t > 1 else 2))
+                self.downs.append(
+                    Downsample(widths[i - 1], width, 3 if t > 1 else 2, stream_norm)
+                )
                 t = max(t // 2, 1)
             ndim = 3 if t > 1 else 2
             blocks = [
