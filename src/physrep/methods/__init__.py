@@ -9,11 +9,12 @@ from physrep.methods.autoregressive import Autoregressive, AutoregressiveConfig
 from physrep.methods.common import DataShape, PretrainModule
 from physrep.methods.disco import Disco, DiscoConfig
 from physrep.methods.jepa import JEPA, JEPAConfig
+from physrep.methods.released import ReleasedJEPA, ReleasedJEPAConfig
 from physrep.methods.supervised import Supervised, SupervisedConfig
 from physrep.methods.videomae import VideoMAE, VideoMAEConfig
 
 METHODS: dict[str, type[PretrainModule]] = {
-    m.name: m for m in (JEPA, VideoMAE, Autoregressive, Disco, Supervised)
+    m.name: m for m in (JEPA, VideoMAE, Autoregressive, Disco, Supervised, ReleasedJEPA)
 }
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     "DiscoConfig",
     "JEPAConfig",
     "PretrainModule",
+    "ReleasedJEPA",
+    "ReleasedJEPAConfig",
     "Supervised",
     "SupervisedConfig",
     "VideoMAE",

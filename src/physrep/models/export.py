@@ -50,15 +50,22 @@ def _build(payload: dict, path: Path) -> torch.nn.Module:
     from physrep.models.avit import AViT
     from physrep.models.convnext3d import ConvNeXt3D
     from physrep.models.disco import DiscoEncoder
+    from physrep.models.released import ReleasedEncoder
     from physrep.models.vit import VideoViT
 
-    builders = {"convnext3d": ConvNeXt3D, "vit": VideoViT, "avit": AViT, "disco": DiscoEncoder}
+    builders = {
+        "convnext3d": ConvNeXt3D,
+        "vit": VideoViT,
+        "avit": AViT,
+        "disco": DiscoEncoder,
+        "released": ReleasedEncoder,
+    }
     builder = payload["builder"]
     if not isinstance(builder, str) or builder not in builders:
         raise PhysrepError(f"unknown encoder builder '{builder}'", path)
     try:
         kwargs = dict(payload["kwargs"])
-        for key in ("periodic", "image_size", "widths", "depths"):
+        for key in ("periodic", "image_size", "widths", "depths", "dims"):
             if isinstance(kwargs.get(key), list):
                 kwargs[key] = tuple(kwargs[key])
         return builders[builder](**kwargs)
