@@ -43,7 +43,9 @@ from physrep.eval.probes import PROBES, ProbeConfig
 from physrep.eval.protocols import TEST_SPLITS, mean_control, run_probes
 from physrep.eval.stages import Stage, check_stage, clear, merge_timings, summary
 
-LEARNED = ("jepa", "videomae", "autoregressive", "disco")
+# jepa_released needs the paper's code (key pretrain_overrides.jepa_released.code, or
+# $PHYSREP_RELEASED_CODE): no preset lists it, a command line adds it (README).
+LEARNED = ("jepa", "videomae", "autoregressive", "disco", "jepa_released")
 CONTROLS = ("mean", "random_init", "features", "supervised")
 
 
@@ -65,6 +67,7 @@ class BenchmarkConfig:
     method_overrides: dict[str, dict] = field(default_factory=dict)  # per method
     # named variants of a method, each a row of its own: {name: {method: jepa, jepa: {...}}}
     variants: dict[str, dict] = field(default_factory=dict)
+    paper_recipe: bool = True  # with jepa: also the `jepa_paper` row (the paper's JEPA recipe)
     pretrain_seeds: list[int] = field(default_factory=lambda: [0])
     probes: list[str] = field(default_factory=lambda: list(PROBES))
     probe: ProbeConfig = field(default_factory=ProbeConfig)
@@ -115,8 +118,12 @@ def load_benchmark(
     path = Path(preset) if str(preset).endswith((".yaml", ".yml")) else None
     data = read_yaml(path or preset_path("benchmark", str(preset)))
     cfg = from_dict(BenchmarkConfig, apply_overrides(data, overrides or []))
+    if cfg.paper_recipe and "jepa" in cfg.methods and "jepa_paper" not in cfg.variants:
+        from physrep.methods.jepa import PAPER_RECIPE
+
+        cfg.variants = {"jepa_paper": {"method": "jepa", "jepa": PAPER_RECIPE}, **cfg.variants}
     if methods:
-        known = set(cfg.methods) | set(cfg.controls)
+        known = set(cfg.methods) | set(cfg.controls) | set(cfg.variants)
         unknown = [m for m in methods if m not in known]
         if unknown:
             raise ConfigError(
@@ -124,6 +131,7 @@ def load_benchmark(
             )
         cfg.methods = [m for m in cfg.methods if m in methods]
         cfg.controls = [m for m in cfg.controls if m in methods]
+        cfg.variants = {k: v for k, v in cfg.variants.items() if k in methods}
         cfg.finetune_methods = [m for m in cfg.finetune_methods if m in cfg.methods]
     return cfg
 
