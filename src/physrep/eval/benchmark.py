@@ -45,7 +45,8 @@ from physrep.eval.stages import Stage, check_stage, clear, merge_timings, summar
 
 # jepa_released needs the paper's code (key pretrain_overrides.jepa_released.code, or
 # $PHYSREP_RELEASED_CODE): no preset lists it, a command line adds it (README).
-LEARNED = ("jepa", "videomae", "autoregressive", "disco", "jepa_released")
+DEFAULT_METHODS = ("jepa", "videomae", "autoregressive", "disco")
+LEARNED = (*DEFAULT_METHODS, "jepa_released")
 CONTROLS = ("mean", "random_init", "features", "supervised")
 
 
@@ -60,7 +61,7 @@ class DatasetSpec:
 @dataclass
 class BenchmarkConfig:
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
-    methods: list[str] = field(default_factory=lambda: list(LEARNED))
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
     controls: list[str] = field(default_factory=lambda: list(CONTROLS))
     pretrain: str = "small"  # pretrain preset (configs/pretrain/)
     pretrain_overrides: dict = field(default_factory=dict)  # merged into it, for every method

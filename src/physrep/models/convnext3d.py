@@ -224,9 +224,7 @@ class ConvNeXt3D(nn.Module):
         t = frames
         for i, (width, depth) in enumerate(zip(widths, depths)):
             if i > 0:
-                self.downs.append(
-                    Downsample(widths[i - 1], width, 3 if t > 1 else 2, stream_norm)
-                )
+                self.downs.append(Downsample(widths[i - 1], width, 3 if t > 1 else 2, stream_norm))
                 t = max(t // 2, 1)
             ndim = 3 if t > 1 else 2
             blocks = [
