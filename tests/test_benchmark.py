@@ -13,7 +13,10 @@ from physrep.eval.embed import FEATURES, load_or_embed
 from physrep.eval.protocols import subset_trajectories
 from physrep.eval.results import read_results
 
-PROBED = {"random_init", "features", "jepa", "videomae", "autoregressive", "disco", "supervised"}
+PROBED = {
+    *("random_init", "features", "supervised"),
+    *("jepa", "jepa_paper", "videomae", "autoregressive", "disco"),
+}
 METHODS = {"mean", "autoregressive_finetuned", *PROBED}
 
 
