@@ -19,11 +19,12 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 
 
 def preset(tmp_path: Path, name: str, **changes) -> Path:
-    """The tiny preset cut to JEPA and the mean control with one ridge probe, plus `changes`
-    merged into it, written as a YAML file a user would edit."""
+    """The tiny preset cut to JEPA (without the jepa_paper row) and the mean control with one
+    ridge probe, plus `changes` merged into it, written as a YAML file a user would edit."""
     cfg = read_yaml(preset_path("benchmark", "tiny"))
     cfg.update(
         methods=["jepa"],
+        paper_recipe=False,
         controls=["mean"],
         probes=["ridge"],
         efficiency_probes=["ridge"],
