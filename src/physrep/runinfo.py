@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import shlex
 import subprocess
 import sys
 from importlib import metadata
@@ -16,6 +17,7 @@ from typing import Any
 
 from physrep.atomic import write_text_atomic
 from physrep.config import save_config, to_dict
+from physrep.errors import PhysrepError
 
 _PACKAGES = ("physrep", "torch", "pytorch-lightning", "the-well", "h5py", "numpy")
 _FULL_HASH_LIMIT = 1 << 30  # hash every byte of datasets up to 1 GiB, sample larger ones
@@ -93,16 +95,38 @@ def write_run_record(
     return record
 
 
-def _git_commit() -> str | None:
+def record_provenance(out_dir: str | Path, datasets: list[str], keep_others: bool) -> Path:
+    """`provenance.json` of a benchmark folder: for each dataset, the command and physrep
+    commit that made its rows, so per-dataset runs merged into one table stay traceable."""
+    path = Path(out_dir) / "provenance.json"
+    found: dict[str, Any] = {}
+    if keep_others and path.is_file():
+        try:
+            found = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise PhysrepError(
+                f"invalid JSON ({exc.msg}); delete it to start afresh", path
+            ) from None
+    made = {"command": shlex.join(sys.argv), "physrep_git": _git_commit()}
+    found.update({name: made for name in datasets})
+    write_text_atomic(path, json.dumps(found, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def _git(*args: str) -> str | None:
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
+            ["git", "-C", str(here), *args], capture_output=True, text=True, timeout=5, check=False
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _git_commit() -> str | None:
+    """Short commit of the physrep checkout, '+dirty' when tracked files differ from it."""
+    commit = _git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return None
+    return commit + "+dirty" if _git("status", "--porcelain", "--untracked-files=no") else commit

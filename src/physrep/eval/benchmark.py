@@ -513,12 +513,19 @@ class Benchmark:
         build one table. Returns every row written."""
         from physrep.eval.results import read_results, write_results
         from physrep.eval.tables import read_timings, write_tables_and_report
+        from physrep.runinfo import record_provenance
 
         previous = self.out / "results.json"
+        kept: set[str] = set()
         if self.only is not None and previous.is_file():  # keep the other datasets' rows
             ran = {r["dataset"] for r in rows} | set(self.only)
-            rows = [r for r in read_results(previous) if r["dataset"] not in ran] + rows
+            others = [r for r in read_results(previous) if r["dataset"] not in ran]
+            kept = {r["dataset"] for r in others}
+            rows = others + rows
         write_results(previous, rows)
+        record_provenance(
+            self.out, sorted({r["dataset"] for r in rows} - kept), self.only is not None
+        )
         timings = merge_timings(read_timings(self.out), self.timings)
         write_text_atomic(self.out / "timings.json", json.dumps(timings, indent=1) + "\n")
         write_tables_and_report(
