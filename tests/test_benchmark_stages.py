@@ -187,3 +187,32 @@ def test_per_dataset_runs_into_one_folder_build_one_table(cli, tmp_path):
     assert [r for r in rows if r["dataset"] == "low"] == first  # kept as they were
     assert "| features |" in text and "high" in (out / "results.md").read_text()
     assert "low" in (out / "results.md").read_text()
+
+
+def test_side_by_side_pretraining_trains_what_one_at_a_time_does(first_run, cli):
+    """pretrain_workers=2: both seeds train in their own one-thread processes, every stage is
+    timed, and seed 0 ends where the sequential run's seed 0 did (same data, config, seed)."""
+    import torch
+
+    tmp, out = first_run
+    data = out / "shear_flow" / "dataset"  # other tests rerun stages in `out`: train afresh
+    code, _, err = run(cli, preset(tmp, "seq"), tmp / "seq", "--well-dir", data)
+    assert code == 0, err
+    config = preset(tmp, "pair", pretrain_workers=2, pretrain_seeds=[0, 1])
+    pair = tmp / "pair"
+    code, _, err = run(cli, config, pair, "--well-dir", data)
+    assert code == 0, err
+    stages = json.loads((pair / "timings.json").read_text())
+    trained = {t["stage"]: t["seconds"] for t in stages if t["stage"].startswith("pretrain")}
+    assert set(trained) == {"pretrain jepa s0", "pretrain jepa s1"}
+    assert all(seconds > 0 for seconds in trained.values())
+    weights = [
+        torch.load(root / "shear_flow" / "pretrain" / f"jepa-s{s}" / "encoder.pt")["state_dict"]
+        for root, s in ((tmp / "seq", 0), (pair, 0), (pair, 1))
+    ]
+    one, side, other = weights
+    for key in one:
+        torch.testing.assert_close(side[key], one[key], rtol=1e-3, atol=1e-4)
+    assert any(not torch.allclose(one[k], other[k]) for k in one)  # the seed matters
+    code, _, err = run(cli, config, pair, "--well-dir", data)
+    assert code == 0 and all(timings(pair).values()), err  # a rerun reuses both

@@ -58,6 +58,9 @@ class DatasetSpec:
     windows: dict = field(default_factory=dict)  # merged into the pretrain preset's data
 
 
+SLOWEST = ("jepa", "jepa_released")  # started first when runs go side by side
+
+
 @dataclass
 class BenchmarkConfig:
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
@@ -80,6 +83,7 @@ class BenchmarkConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     embed_batch: int = 32
     sim_workers: int = 0  # 0: one per core
+    pretrain_workers: int = 1  # pretraining runs side by side, one thread each when > 1
 
     def validate(self) -> None:
         known = (*LEARNED, *CONTROLS)
@@ -95,6 +99,8 @@ class BenchmarkConfig:
         for name in self.finetune_methods:
             if name not in self.methods:
                 raise ConfigError(f"key 'finetune_methods': '{name}' is not in 'methods'")
+        if self.pretrain_workers < 1:
+            raise ConfigError("key 'pretrain_workers' must be at least 1")
         if any(not 0 < f <= 1 for f in self.fractions) or 1.0 not in self.fractions:
             raise ConfigError("key 'fractions' must lie in (0, 1] and include 1.0")
 
@@ -255,11 +261,7 @@ class Benchmark:
             with self.stage(name, "simulate") as stage:
                 self.simulate(name, data_dir, stage)
         fingerprint = self.fingerprint(name, data_dir)
-        encoders: dict[tuple[str, int], Path] = {}
-        for method, seed in self.runs():
-            label = "init" if method == "random_init" else "pretrain"
-            with self.stage(name, f"{label} {method} s{seed}") as stage:
-                encoders[method, seed] = self.pretrain(name, data_dir, method, seed, stage)
+        encoders = self.pretrain_all(name, data_dir)
         sources: dict[tuple[str, int], str | Path] = dict(encoders)
         if "features" in self.cfg.controls:
             sources["features", 0] = FEATURES
@@ -335,25 +337,43 @@ class Benchmark:
         data = self.pretrain_config(name, "jepa", 0).data
         return data.clean(target=False)
 
-    def pretrain(self, name: str, data_dir: Path, method: str, seed: int, stage: Stage) -> Path:
-        """Train (or, for random_init, export at initialisation) one encoder, unless its run
-        folder already holds one made from the same config and data."""
+    def pretrain_all(self, name: str, data_dir: Path) -> dict[tuple[str, int], Path]:
+        """Every encoder of `runs()`: reused, exported at initialisation, or trained; with
+        `pretrain_workers` > 1 the runs to train go side by side, one thread each."""
+        from physrep.eval.parallel import PretrainJob, run_jobs
         from physrep.train import export_initial, pretrain
 
-        run = self.run_dir(name, method, seed)
-        cfg = self.pretrain_config(name, method, seed)
-        if check_stage(run, to_dict(cfg), self.rerun, self.fingerprint(name, data_dir)):
-            clear(run)
-        if (run / "encoder.pt").is_file():
-            stage.reuse()
-        elif method == "random_init":
-            export_initial(cfg, data_dir, run)
-            stage.outcome = "exported the untrained encoder"
-        else:
-            resume = (run / "checkpoints" / "last.ckpt").is_file()
-            pretrain(cfg, data_dir, run, resume=resume, progress=self.progress, quiet=True)
-            stage.outcome = f"{'resumed and ' if resume else ''}trained, {run / 'encoder.pt'}"
-        return run / "encoder.pt"
+        encoders: dict[tuple[str, int], Path] = {}
+        jobs: list[PretrainJob] = []
+        for method, seed in self.runs():
+            run = self.run_dir(name, method, seed)
+            encoders[method, seed] = run / "encoder.pt"
+            cfg = self.pretrain_config(name, method, seed)
+            if check_stage(run, to_dict(cfg), self.rerun, self.fingerprint(name, data_dir)):
+                clear(run)
+            label = "init" if method == "random_init" else "pretrain"
+            with self.stage(name, f"{label} {method} s{seed}") as stage:
+                if (run / "encoder.pt").is_file():
+                    stage.reuse()
+                elif method == "random_init":
+                    export_initial(cfg, data_dir, run)
+                    stage.outcome = "exported the untrained encoder"
+                elif self.cfg.pretrain_workers > 1:
+                    resume = (run / "checkpoints" / "last.ckpt").is_file()
+                    jobs.append(PretrainJob((method, seed), to_dict(cfg), data_dir, run, resume))
+                    stage.outcome = "queued"
+                    stage.timed = False
+                else:
+                    resume = (run / "checkpoints" / "last.ckpt").is_file()
+                    pretrain(cfg, data_dir, run, resume=resume, progress=self.progress, quiet=True)
+                    stage.outcome = f"{'resumed and ' if resume else ''}trained, {run}"
+        jobs.sort(key=lambda job: job.cfg["method"] not in SLOWEST)  # long runs first
+        for job, seconds in run_jobs(jobs, self.cfg.pretrain_workers) if jobs else ():
+            method, seed = job.key
+            stage = self.stage(name, f"pretrain {method} s{seed}")
+            stage.outcome = f"{'resumed and ' if job.resume else ''}trained, {job.run}"
+            stage.record(seconds)
+        return encoders
 
     def probe(
         self, name: str, method: str, pretrain_seed: int, emb: Embeddings, stage: Stage

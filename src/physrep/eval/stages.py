@@ -99,6 +99,7 @@ class Stage:
     def __init__(self, log: list[dict], dataset: str, name: str, verbose: bool):
         self.log, self.dataset, self.name, self.verbose = log, dataset, name, verbose
         self.reused, self.outcome = False, "done"
+        self.timed = True  # False: the work was handed elsewhere, and is recorded when done
 
     def reuse(self, outcome: str = "reused") -> None:
         self.reused, self.outcome = True, outcome
@@ -108,9 +109,11 @@ class Stage:
         return self
 
     def __exit__(self, kind, *exc) -> None:
-        if kind is not None:
-            return
-        seconds = time.perf_counter() - self.start
+        if kind is None and self.timed:
+            self.record(time.perf_counter() - self.start)
+
+    def record(self, seconds: float) -> None:
+        """Log the stage as done, `seconds` long."""
         self.log.append(
             {
                 "dataset": self.dataset,

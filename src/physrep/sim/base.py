@@ -41,6 +41,10 @@ class SimConfig:
     dt_out: float = 0.1
     params: dict[str, list[float]] = field(default_factory=dict)  # one file per combination
     ics_per_file: int = 2  # trajectories per file, split 0.8/0.1/0.1 by trajectory
+    # the same initial conditions in every file (as The Well's shear_flow runs its 40 ICs at
+    # every parameter pair): trajectory k of each file shares a seed and a split, so files
+    # differ only by their parameters and no test IC is seen in training
+    shared_ics: bool = False
     holdout: dict[str, list[float]] = field(
         default_factory=dict
     )  # files with these values -> test_ood

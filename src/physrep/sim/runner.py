@@ -53,13 +53,17 @@ def simulator(system: str):
     return importlib.import_module(f"physrep.sim.{system}")
 
 
+def seed_key(cfg: SimConfig, combination: int, trajectory: int) -> list[int]:
+    return [cfg.seed, trajectory] if cfg.shared_ics else [cfg.seed, combination, trajectory]
+
+
 def plan(cfg: SimConfig) -> list[Task]:
     """Every parameter combination of the grid, with its trajectories' seeds.
 
     Parameters are taken in the order the system's Well files store them, and files are
     named as The Well names them. Seeds derive from (config seed, combination index,
-    trajectory), so any one file can be regenerated alone and adding trajectories never
-    changes the existing ones.
+    trajectory), or from (config seed, trajectory) with `shared_ics`, so any one file can be
+    regenerated alone and adding trajectories never changes the existing ones.
     """
     name = cfg.dataset_name or cfg.system
     grid = ordered_params(cfg.system, cfg.params)
@@ -67,7 +71,7 @@ def plan(cfg: SimConfig) -> list[Task]:
     for i, combo in enumerate(itertools.product(*grid.values())):
         params = dict(zip(grid, combo))
         seeds = tuple(
-            int(np.random.SeedSequence([cfg.seed, i, k]).generate_state(1)[0])
+            int(np.random.SeedSequence(seed_key(cfg, i, k)).generate_state(1)[0])
             for k in range(cfg.ics_per_file)
         )
         stem = file_stem(cfg.system, name, params)
