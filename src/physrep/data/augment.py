@@ -9,8 +9,9 @@ a walled one), so stored points map onto stored points and nothing is interpolat
 v becomes M v and a rank-2 tensor M T Mᵀ, M being the transform's signed permutation matrix,
 so a reflected velocity's normal component changes sign and so do a tensor's off-diagonal
 components. Which transforms are symmetries is the user's statement about the system (names in
-`WindowConfig.augment`); the group checks only what the grid allows: shifts need a periodic,
-uncropped axis and quarter turns a square grid.
+`WindowConfig.augment`); the group checks only what the grid allows: shifts need a periodic
+axis and quarter turns a square grid. Transforms act on the whole stored field before any crop,
+so a cropped window is a window of the transformed solution, and crops constrain nothing.
 """
 
 from __future__ import annotations
@@ -59,9 +60,7 @@ class SymmetryGroup:
         spatial_dims: Sequence[str],
         boundaries: Sequence[tuple[int, int]],
         resolution: Sequence[int],
-        crop: Sequence[object] | None = None,
     ):
-        crop = list(crop or [None] * len(resolution))
         unknown = [n for n in names if n not in GENERATORS]
         if unknown:
             raise ConfigError(
@@ -69,12 +68,10 @@ class SymmetryGroup:
             )
         if len(resolution) != 2:
             raise ConfigError("key 'augment': only 2D datasets can be augmented")
-        self.periodic = [tuple(bc) == PERIODIC and c is None for bc, c in zip(boundaries, crop)]
+        self.periodic = [tuple(bc) == PERIODIC for bc in boundaries]
         self.shift = "shift" in names
         if self.shift and not any(self.periodic):
-            raise ConfigError("key 'augment': 'shift' needs a periodic, uncropped axis")
-        if any(c is not None for c in crop) and set(names) - {"shift"}:
-            raise ConfigError("key 'augment': reflections and turns need uncropped axes")
+            raise ConfigError("key 'augment': 'shift' needs a periodic axis")
         generators = [np.eye(2, dtype=int)]
         for axis, dim in enumerate(spatial_dims):
             if f"flip_{dim}" in names:

@@ -99,7 +99,7 @@ class WellWindows(Dataset):
         if cfg.augment:
             group = SymmetryGroup(
                 cfg.augment, first.fields, first.spatial_dims, first.boundaries,
-                first.resolution, cfg.crop,
+                first.resolution,
             )  # fmt: skip
             self.symmetries = None if group.trivial else group
 
