@@ -60,6 +60,10 @@ def _checks(stats: dict[tuple[str, str], tuple[float, float, int]], dataset: str
     return lines
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def render(results_dir: str | Path) -> str:
     """The block's body: headline table, the sanity checks per dataset, and provenance."""
     folder = Path(results_dir)
@@ -67,10 +71,11 @@ def render(results_dir: str | Path) -> str:
     probe = recorded_headline_probe(folder)
     stats = _stats(rows, probe)
     seeds = sorted({(r["seed"], r.get("pretrain_seed", 0)) for r in rows if r["probe"] == probe})
+    n_probe, n_pretrain = len({s for s, _ in seeds}), len({p for _, p in seeds})
     parts = [
         f"Test MSE of the {probe} probe trained on all training data (1.0 = predicting the "
-        f"mean), mean ± std over {len({s for s, _ in seeds})} probe seeds × "
-        f"{len({p for _, p in seeds})} pretraining seeds:",
+        f"mean), mean ± std over {_count(n_probe, 'probe seed')} × "
+        f"{_count(n_pretrain, 'pretraining seed')}:",
         results_table(rows, probe=probe),
     ]
     for dataset in sorted({r["dataset"] for r in rows}):
