@@ -231,13 +231,13 @@ class Benchmark:
         inputs than the config now asks for; with `rerun`, the stages themselves clear them."""
         for name, data_dir in datasets.items():
             if self.well_dir is None:
-                check_stage(data_dir, to_dict(self.sim_config(name)), self.rerun)
+                check_stage(data_dir, self.sim_config(name), self.rerun)
                 if self.rerun or not (data_dir / "stats.yaml").is_file():
                     continue  # the runs are checked against the dataset once it is complete
             fingerprint = self.fingerprint(name, data_dir)
             for method, seed in self.runs():
                 cfg = self.pretrain_config(name, method, seed)
-                check_stage(self.run_dir(name, method, seed), to_dict(cfg), self.rerun, fingerprint)
+                check_stage(self.run_dir(name, method, seed), cfg, self.rerun, fingerprint)
 
     def runs(self) -> list[tuple[str, int]]:
         """(method, pretraining seed) of every encoder: trained ones and random_init."""
@@ -308,7 +308,7 @@ class Benchmark:
         from physrep.sim.runner import plan, simulate_dataset
 
         sim = self.sim_config(name)
-        if check_stage(root, to_dict(sim), self.rerun):
+        if check_stage(root, sim, self.rerun):
             clear(root)
         tasks = plan(sim)
         if (root / "stats.yaml").is_file() and _all_complete(tasks, root):
@@ -349,7 +349,7 @@ class Benchmark:
             run = self.run_dir(name, method, seed)
             encoders[method, seed] = run / "encoder.pt"
             cfg = self.pretrain_config(name, method, seed)
-            if check_stage(run, to_dict(cfg), self.rerun, self.fingerprint(name, data_dir)):
+            if check_stage(run, cfg, self.rerun, self.fingerprint(name, data_dir)):
                 clear(run)
             label = "init" if method == "random_init" else "pretrain"
             with self.stage(name, f"{label} {method} s{seed}") as stage:

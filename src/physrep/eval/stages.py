@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from contextlib import suppress
+from dataclasses import is_dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from physrep.config import read_yaml
+from physrep.config import from_dict, read_yaml, to_dict
 from physrep.errors import ConfigError, PhysrepError
 
 
@@ -44,7 +46,7 @@ def _lookup(config: Any, key: str) -> Any:
     return config
 
 
-def stale_reason(folder: Path, config: dict, fingerprint: str | None = None) -> str | None:
+def stale_reason(folder: Path, config: Any, fingerprint: str | None = None) -> str | None:
     """Why `folder` may not be reused for `config` (and data `fingerprint`), or None if it may.
 
     A folder without a record is not stale: the stage resumes or starts there (its own code
@@ -56,9 +58,13 @@ def stale_reason(folder: Path, config: dict, fingerprint: str | None = None) -> 
         old = read_yaml(record)
     except ConfigError:
         return "its config.yaml is unreadable"
-    key = first_difference(old, config)
+    new = to_dict(config) if is_dataclass(config) else config
+    if is_dataclass(config):  # read the record as the class reads it: keys added since take
+        with suppress(ConfigError):  # defaults; one removed or retyped is compared as recorded
+            old = to_dict(from_dict(type(config), old))
+    key = first_difference(old, new)
     if key is not None:
-        return f"'{key}' was {_lookup(old, key)!r}, the config now says {_lookup(config, key)!r}"
+        return f"'{key}' was {_lookup(old, key)!r}, the config now says {_lookup(new, key)!r}"
     if fingerprint is not None:
         try:
             made_from = json.loads((folder / "run.json").read_text())["data"]["fingerprint"]
@@ -69,7 +75,7 @@ def stale_reason(folder: Path, config: dict, fingerprint: str | None = None) -> 
     return None
 
 
-def check_stage(folder: Path, config: dict, rerun: bool, fingerprint: str | None = None) -> bool:
+def check_stage(folder: Path, config: Any, rerun: bool, fingerprint: str | None = None) -> bool:
     """True when `folder` holds a stale stage that `rerun` allows to recompute (the caller
     clears it); raises StaleStage naming the difference when `rerun` is not set."""
     reason = stale_reason(folder, config, fingerprint)
