@@ -345,34 +345,33 @@ class Benchmark:
 
         encoders: dict[tuple[str, int], Path] = {}
         jobs: list[PretrainJob] = []
+        queued: dict[tuple[str, int], Stage] = {}  # stages recorded when their job finishes
+        fingerprint = self.fingerprint(name, data_dir)
         for method, seed in self.runs():
             run = self.run_dir(name, method, seed)
             encoders[method, seed] = run / "encoder.pt"
             cfg = self.pretrain_config(name, method, seed)
-            if check_stage(run, cfg, self.rerun, self.fingerprint(name, data_dir)):
+            if check_stage(run, cfg, self.rerun, fingerprint):
                 clear(run)
             label = "init" if method == "random_init" else "pretrain"
             with self.stage(name, f"{label} {method} s{seed}") as stage:
+                resume = (run / "checkpoints" / "last.ckpt").is_file()
+                trained = f"{'resumed and ' if resume else ''}trained, {run}"
                 if (run / "encoder.pt").is_file():
                     stage.reuse()
                 elif method == "random_init":
                     export_initial(cfg, data_dir, run)
                     stage.outcome = "exported the untrained encoder"
-                elif self.cfg.pretrain_workers > 1:
-                    resume = (run / "checkpoints" / "last.ckpt").is_file()
+                elif self.cfg.pretrain_workers > 1:  # trained below, side by side
                     jobs.append(PretrainJob((method, seed), to_dict(cfg), data_dir, run, resume))
-                    stage.outcome = "queued"
-                    stage.timed = False
+                    stage.outcome, stage.timed = trained, False
+                    queued[method, seed] = stage
                 else:
-                    resume = (run / "checkpoints" / "last.ckpt").is_file()
                     pretrain(cfg, data_dir, run, resume=resume, progress=self.progress, quiet=True)
-                    stage.outcome = f"{'resumed and ' if resume else ''}trained, {run}"
+                    stage.outcome = trained
         jobs.sort(key=lambda job: job.cfg["method"] not in SLOWEST)  # long runs first
         for job, seconds in run_jobs(jobs, self.cfg.pretrain_workers) if jobs else ():
-            method, seed = job.key
-            stage = self.stage(name, f"pretrain {method} s{seed}")
-            stage.outcome = f"{'resumed and ' if job.resume else ''}trained, {job.run}"
-            stage.record(seconds)
+            queued[job.key].record(seconds)
         return encoders
 
     def probe(
@@ -536,16 +535,12 @@ class Benchmark:
         from physrep.runinfo import record_provenance
 
         previous = self.out / "results.json"
-        kept: set[str] = set()
+        made = sorted({r["dataset"] for r in rows})
         if self.only is not None and previous.is_file():  # keep the other datasets' rows
-            ran = {r["dataset"] for r in rows} | set(self.only)
-            others = [r for r in read_results(previous) if r["dataset"] not in ran]
-            kept = {r["dataset"] for r in others}
-            rows = others + rows
+            ran = set(made) | set(self.only)
+            rows = [r for r in read_results(previous) if r["dataset"] not in ran] + rows
         write_results(previous, rows)
-        record_provenance(
-            self.out, sorted({r["dataset"] for r in rows} - kept), self.only is not None
-        )
+        record_provenance(self.out, made, self.only is not None)
         timings = merge_timings(read_timings(self.out), self.timings)
         write_text_atomic(self.out / "timings.json", json.dumps(timings, indent=1) + "\n")
         write_tables_and_report(

@@ -15,19 +15,14 @@ from pathlib import Path
 
 from physrep.atomic import write_text_atomic
 from physrep.errors import PhysrepError
-from physrep.eval.report import recorded_headline_probe, results_table
+from physrep.eval.report import recorded_headline_probe, results_table, select_rows
 from physrep.eval.results import read_results, summarise
 
 BLOCK = re.compile(r"(<!-- results: (?P<dir>\S+) -->\n)(?P<body>.*?)(<!-- end results -->)", re.S)
 
 
 def _stats(rows: list[dict], probe: str) -> dict[tuple[str, str], tuple[float, float, int]]:
-    chosen = [
-        r
-        for r in rows
-        if r["split"] == "test" and r["fraction"] == 1.0 and r["probe"] in (probe, "none")
-    ]
-    return summarise(chosen, by=("dataset", "method"))
+    return summarise(select_rows(rows, probe, "test", 1.0), by=("dataset", "method"))
 
 
 def _checks(stats: dict[tuple[str, str], tuple[float, float, int]], dataset: str) -> list[str]:

@@ -59,7 +59,7 @@ Stats = tuple[float, float, int]
 # ---------------------------------------------------------------------------------------------
 
 
-def _select(
+def select_rows(
     rows: Iterable[Row],
     probe: str,
     split: str,
@@ -108,7 +108,7 @@ def results_table(
     metric: str = "mse",
 ) -> str:
     """Methods × datasets, each cell `mean ± std` of `metric` over seeds (validated rows)."""
-    chosen = _select(rows, probe, split, fraction)
+    chosen = select_rows(rows, probe, split, fraction)
     stats = summarise(chosen, by=("method", "dataset"), metric=metric)
     datasets = sorted({row["dataset"] for row in chosen})
     what = f"probe {probe}, split {split}, fraction {fraction:g}"
@@ -123,7 +123,7 @@ def parameter_table(
     fraction: float = 1.0,
 ) -> str:
     """Methods × per-parameter errors (`mse_<p>`, then `traj_mse` where present) for a dataset."""
-    chosen = _select(rows, probe, split, fraction, dataset)
+    chosen = select_rows(rows, probe, split, fraction, dataset)
     keys = dict.fromkeys(key for row in chosen for key in row)
     metrics = [key for key in keys if key.startswith("mse_")] + [k for k in keys if k == "traj_mse"]
     stats = {
@@ -139,7 +139,7 @@ def efficiency_table(
     rows: Sequence[Row], dataset: str, probe: str = DEFAULT_HEADLINE_PROBE, split: str = "test"
 ) -> str:
     """Methods × training fractions (mse) for a dataset: how much labelled data a probe needs."""
-    chosen = _select(rows, probe, split, dataset=dataset)
+    chosen = select_rows(rows, probe, split, dataset=dataset)
     summary = summarise(chosen, by=("method", "fraction"))
     columns = [f"{fraction:g}" for fraction in sorted({row["fraction"] for row in chosen})]
     stats = {(method, f"{fraction:g}"): value for (method, fraction), value in summary.items()}

@@ -58,9 +58,10 @@ def stale_reason(folder: Path, config: Any, fingerprint: str | None = None) -> s
         old = read_yaml(record)
     except ConfigError:
         return "its config.yaml is unreadable"
-    new = to_dict(config) if is_dataclass(config) else config
+    new = config
     if is_dataclass(config):  # read the record as the class reads it: keys added since take
-        with suppress(ConfigError):  # defaults; one removed or retyped is compared as recorded
+        new = to_dict(config)  # defaults; one removed or retyped is compared as recorded
+        with suppress(ConfigError):
             old = to_dict(from_dict(type(config), old))
     key = first_difference(old, new)
     if key is not None:
