@@ -52,6 +52,14 @@ def test_parameter_targets_are_log10_zscored_on_train_and_invertible(synthetic_d
     )
 
 
+def test_a_diverged_prediction_decodes_to_a_finite_value():
+    """A probe that predicts log10 Re = 1e4 (z-scored) must not make its row's MAE inf."""
+    t = ParamTargets.fit([{"Reynolds": 1e4, "Sc": 1.0}, {"Reynolds": 1e5, "Sc": 3.0}])
+    decoded = t.decode(np.array([[1e4, 0.0], [-1e4, 0.0]]))
+    assert np.isfinite(decoded).all()
+    np.testing.assert_allclose(decoded[:, 0], [1e300, 1e-300])
+
+
 def test_targets_round_trip_through_dict():
     t = ParamTargets.fit([{"Reynolds": 1e4, "Sc": 1.0}, {"Reynolds": 1e5, "Sc": 3.0}])
     again = ParamTargets.from_dict(t.to_dict())

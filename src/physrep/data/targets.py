@@ -17,7 +17,13 @@ from physrep.errors import DataError
 
 DEFAULT_TRANSFORMS = {"Reynolds": "log10", "Rayleigh": "log10"}
 _FORWARD = {"linear": lambda v: v, "log10": np.log10}
-_INVERSE = {"linear": lambda v: v, "log10": lambda v: 10.0**v}
+# A diverging probe can predict log10 values past float64's range; 10**v would be inf and the
+# row unreportable, so exponents are held to +-300: such an error reads as 1e300, not inf.
+LOG10_LIMIT = 300.0
+_INVERSE = {
+    "linear": lambda v: v,
+    "log10": lambda v: 10.0 ** np.clip(v, -LOG10_LIMIT, LOG10_LIMIT),
+}
 
 
 @dataclass
