@@ -9,13 +9,14 @@ fresh (spawned) process; its outputs land in its own run folder, as in a sequent
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
+
+from physrep.workers import init_worker
 
 
 @dataclass
@@ -25,21 +26,6 @@ class PretrainJob:
     data_dir: Path
     run: Path
     resume: bool
-
-
-def _worker_init() -> None:
-    """One thread; and on Linux, die with the parent: an orphaned run would keep writing a
-    run folder that a rerun is about to use."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-    import torch
-
-    torch.set_num_threads(1)
-    torch.set_num_interop_threads(1)
 
 
 def _train(job: PretrainJob) -> float:
@@ -57,7 +43,7 @@ def run_jobs(jobs: Sequence[PretrainJob], workers: int) -> Iterator[tuple[Pretra
     failure stops the pool (runs in flight are abandoned; their checkpoints let a rerun
     resume) and is raised here."""
     context = get_context("spawn")  # a fresh interpreter: no state shared with the parent
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker) as pool:
         pending = {pool.submit(_train, job): job for job in jobs}
         try:
             while pending:

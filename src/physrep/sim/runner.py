@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import itertools
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from physrep.data.well_datasets import file_stem, ordered_params
 from physrep.data.wellformat import OOD_SPLIT, finalize_dataset, split_counts, write_well_file
 from physrep.errors import DataError, PhysrepError
 from physrep.sim.base import SimConfig, SimulationError
+from physrep.workers import init_worker
 
 SYSTEMS = ("shear_flow", "rayleigh_benard", "active_matter")
 
@@ -173,7 +173,7 @@ def _run_in_workers(jobs: list[tuple], workers: int, record) -> None:
     terminated at once rather than left computing as orphans.
     """
     ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_one_thread)
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker)
     try:
         futures = [pool.submit(_run_task_args, job) for job in jobs]
         for future in as_completed(futures):
@@ -212,13 +212,6 @@ def _check_same_config(root: Path, cfg: SimConfig) -> None:
         save_config(cfg, previous)
     for stale in (root / "data").glob("*/.*.partial"):  # left by a worker killed mid-write
         stale.unlink()
-
-
-def _one_thread() -> None:
-    os.environ["OMP_NUM_THREADS"] = "1"
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def _progress(total: int, enabled: bool, desc: str):
