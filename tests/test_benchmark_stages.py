@@ -147,7 +147,7 @@ def test_a_launcher_is_refused_before_anything_is_written(tmp_path):
     """Two processes under torchrun (gloo, CPU): each stops in one line, nothing simulated."""
     torchrun = Path(sys.executable).with_name("torchrun")
     out = tmp_path / "out"
-    cmd = [str(torchrun), "--nproc-per-node", "2", "--master-port", "29547", "-m", "physrep",
+    cmd = [str(torchrun), "--nproc-per-node", "2", "--standalone", "-m", "physrep",
            "benchmark", "--preset", "tiny", "--out", str(out)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)

@@ -148,7 +148,7 @@ def test_ddp_replicas_match_a_single_process_step(data, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     script = Path(__file__).with_name("ddp_step.py")
     proc = subprocess.run(
-        [str(torchrun), "--nproc-per-node", "2", "--master-port", "29533", str(script), str(data), str(tmp_path)],
+        [str(torchrun), "--nproc-per-node", "2", "--standalone", str(script), str(data), str(tmp_path)],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -306,7 +306,7 @@ def test_torchrun_launches_data_parallel_pretraining(data, tmp_path):
     layout (no train.devices needed), both ranks train, rank 0 writes the outputs."""
     torchrun = Path(sys.executable).with_name("torchrun")
     out = tmp_path / "ddp"
-    cmd = [str(torchrun), "--nproc-per-node", "2", "--master-port", "29544", "-m", "physrep",
+    cmd = [str(torchrun), "--nproc-per-node", "2", "--standalone", "-m", "physrep",
            "pretrain", "jepa", "--data", str(data), "--out", str(out), "train.max_steps=2",
            "train.batch_size=2", "train.global_batch=4"]  # fmt: skip
     proc = subprocess.run(
