@@ -178,6 +178,7 @@ def test_per_dataset_runs_into_one_folder_build_one_table(cli, tmp_path):
     half = "fractions=[0.5, 1.0]"  # a key=value override of the preset
     assert run(cli, config, out, "--datasets", "low", half)[0] == 0
     first = read_results(out / "results.json")
+    first_timings = json.loads((out / "timings.json").read_text())
     assert {r["dataset"] for r in first} == {"low"} and not (out / "high").exists()
     assert {r["fraction"] for r in first} == {0.5, 1.0}
     code, text, err = run(cli, config, out, "--datasets", "high", half)
@@ -185,6 +186,9 @@ def test_per_dataset_runs_into_one_folder_build_one_table(cli, tmp_path):
     rows = read_results(out / "results.json")
     assert {r["dataset"] for r in rows} == {"low", "high"}
     assert [r for r in rows if r["dataset"] == "low"] == first  # kept as they were
+    timings = json.loads((out / "timings.json").read_text())  # and so are their stage times
+    assert [t for t in timings if t["dataset"] == "low"] == first_timings
+    assert {t["dataset"] for t in timings} == {"low", "high"}
     assert "| features |" in text and "high" in (out / "results.md").read_text()
     assert "low" in (out / "results.md").read_text()
 

@@ -541,7 +541,7 @@ class Benchmark:
             rows = [r for r in read_results(previous) if r["dataset"] not in ran] + rows
         write_results(previous, rows)
         record_provenance(self.out, made, self.only is not None)
-        timings = merge_timings(read_timings(self.out), self.timings)
+        timings = merge_timings(read_timings(self.out), self.timings, self.only is not None)
         write_text_atomic(self.out / "timings.json", json.dumps(timings, indent=1) + "\n")
         write_tables_and_report(
             self.out, rows, timings, self.notes, headline_probe=self.cfg.headline_probe

@@ -133,12 +133,17 @@ class Stage:
             tqdm.write(f"[{self.dataset}] {self.name}: {self.outcome} ({seconds:.1f} s)")
 
 
-def merge_timings(previous: list[dict], current: list[dict]) -> list[dict]:
+def merge_timings(
+    previous: list[dict], current: list[dict], keep_others: bool = False
+) -> list[dict]:
     """This run's stage log, where a reused stage keeps the seconds it took when it was
     computed (so timings.json and the report say what a stage costs, not what reading it
-    cost); `reused` says what this run did."""
+    cost); `reused` says what this run did. With `keep_others` (a run of some datasets into
+    a folder that holds others) the other datasets' entries stay, as their rows do."""
     before = {(t["dataset"], t["stage"]): t["seconds"] for t in previous}
-    return [
+    ran = {t["dataset"] for t in current}
+    kept = [t for t in previous if keep_others and t["dataset"] not in ran]
+    return kept + [
         {**t, "seconds": before.get((t["dataset"], t["stage"]), t["seconds"])} if t["reused"] else t
         for t in current
     ]
