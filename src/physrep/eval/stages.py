@@ -142,7 +142,7 @@ def merge_timings(
     a folder that holds others) the other datasets' entries stay, as their rows do."""
     before = {(t["dataset"], t["stage"]): t["seconds"] for t in previous}
     ran = {t["dataset"] for t in current}
-    kept = [t for t in previous if keep_others and t["dataset"] not in ran]
+    kept = [t for t in previous if t["dataset"] not in ran] if keep_others else []
     return kept + [
         {**t, "seconds": before.get((t["dataset"], t["stage"]), t["seconds"])} if t["reused"] else t
         for t in current
