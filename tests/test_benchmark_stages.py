@@ -144,7 +144,10 @@ def test_a_user_dataset_keeps_its_own_name(synthetic_dataset, tmp_path, cli):
 
 
 def test_a_launcher_is_refused_before_anything_is_written(tmp_path):
-    """Two processes under torchrun (gloo, CPU): each stops in one line, nothing simulated."""
+    """Two processes under torchrun (gloo, CPU): each stops in one line, nothing simulated.
+
+    torchrun stops the other rank as soon as one exits, so the second line may never print.
+    """
     torchrun = Path(sys.executable).with_name("torchrun")
     out = tmp_path / "out"
     cmd = [str(torchrun), "--nproc-per-node", "2", "--standalone", "-m", "physrep",
@@ -153,7 +156,8 @@ def test_a_launcher_is_refused_before_anything_is_written(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("physrep: error")]
-    assert len(errors) == 2 and all("runs as one process" in e for e in errors), proc.stderr
+    assert 1 <= len(errors) <= 2, proc.stderr
+    assert all("runs as one process" in e for e in errors), proc.stderr
     assert "physrep pretrain" in errors[0]
     assert not out.exists()
 
