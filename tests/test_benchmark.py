@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from physrep.data.validate import inspect_dataset
-from physrep.eval.benchmark import load_benchmark
+from physrep.eval.benchmark import Benchmark, load_benchmark
 from physrep.eval.embed import FEATURES, load_or_embed
 from physrep.eval.protocols import subset_trajectories
 from physrep.eval.results import read_results
@@ -118,6 +118,21 @@ def test_held_out_values_never_reach_training(tiny_run):
     for run in (tiny_run / "shear_flow" / "pretrain").iterdir():
         record = json.loads((run / "run.json").read_text())
         assert record["targets"]["names"] == ["Reynolds", "Schmidt"]
+
+
+def test_a_dataset_can_train_one_method_longer_than_the_others(tmp_path):
+    """Per-dataset method overrides apply after the preset-wide ones, to that dataset only."""
+    cfg = load_benchmark(
+        "tiny",
+        overrides=[
+            "method_overrides={supervised: {train: {max_steps: 7}}}",
+            "datasets.shear_flow.method_overrides={supervised: {train: {max_steps: 9}}}",
+        ],
+    )
+    bench = Benchmark(cfg, tmp_path)
+    bench.dataset_dirs()
+    assert bench.pretrain_config("shear_flow", "supervised", 0).train.max_steps == 9
+    assert bench.pretrain_config("shear_flow", "jepa", 0).train.max_steps != 9
 
 
 def test_fraction_subsets_are_seeded_and_nested(tiny_run):

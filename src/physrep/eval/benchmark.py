@@ -56,6 +56,9 @@ class DatasetSpec:
     sim: str = "small"  # simulation preset (configs/sim/<system>_<sim>.yaml)
     sim_overrides: dict = field(default_factory=dict)  # merged into the preset, e.g. holdout
     windows: dict = field(default_factory=dict)  # merged into the pretrain preset's data
+    # per method, merged after the preset-wide `method_overrides`: a training length that one
+    # system needs (the label-trained reference converges at different steps per system)
+    method_overrides: dict[str, dict] = field(default_factory=dict)
 
 
 SLOWEST = ("jepa", "jepa_released")  # started first when runs go side by side
@@ -323,8 +326,10 @@ class Benchmark:
 
         data = read_yaml(preset_path("pretrain", self.cfg.pretrain))
         data = merge(data, self.cfg.pretrain_overrides)
-        data = merge(data, {"data": self.specs.get(name, DatasetSpec()).windows})
+        spec = self.specs.get(name, DatasetSpec())
+        data = merge(data, {"data": spec.windows})
         data = merge(data, self.cfg.method_overrides.get(method, {}))
+        data = merge(data, spec.method_overrides.get(method, {}))
         train_as = "jepa" if method == "random_init" else method
         if method in self.cfg.variants:
             data = merge(data, self.cfg.variants[method])
