@@ -96,6 +96,8 @@ def test_a_second_run_reuses_every_stage(tiny_run, cli):
     before = read_results(tiny_run / "results.json")
     code, out, _ = cli("benchmark", "--preset", "tiny", "--out", tiny_run, "--no-progress")
     assert code == 0 and "| jepa |" in out
+    # without bars, each stage still logs its one line, and the run its summary
+    assert "[shear_flow] simulate: reused" in out and "reused every stage" in out, out
     assert [p.stat().st_mtime_ns for p in (encoder, *caches)] == stamps
     assert read_results(tiny_run / "results.json") == before
 

@@ -162,6 +162,22 @@ def test_a_launcher_is_refused_before_anything_is_written(tmp_path):
     assert not out.exists()
 
 
+def test_a_redirected_stdout_is_line_buffered(tmp_path):
+    """Under nohup or a batch system stdout is a file or pipe, which Python block-buffers: the
+    command line switches it to line buffering, so each stage's line reaches the log when the
+    stage ends rather than when the process exits."""
+    code = (
+        "import sys; from physrep.cli import main; main(['stats', sys.argv[1]]); "
+        "sys.stderr.write(f'line_buffering={sys.stdout.line_buffering}')"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "missing")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert "line_buffering=True" in proc.stderr, proc.stderr
+
+
 def test_per_dataset_runs_into_one_folder_build_one_table(cli, tmp_path):
     """`--datasets` runs one dataset of a preset; a second run into the same folder adds its
     rows to results.json instead of replacing the first one's."""

@@ -321,7 +321,9 @@ def _args_benchmark(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="recompute the stages whose inputs changed (without it, such a stage is refused)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (stage lines still print)"
+    )
     p.add_argument(
         "--notes", type=Path, help="a markdown file to include in results.md and the report"
     )
@@ -384,7 +386,9 @@ def _args_demo(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="recompute the stages whose inputs changed (without it, such a stage is refused)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (stage lines still print)"
+    )
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -477,6 +481,10 @@ def main(argv: list[str] | None = None) -> int:
     # training allocates fresh activations every step, and first-touching them in 4 KB pages
     # cost a quarter of a CPU step (README, "Pretraining throughput"). Set it to 0 to opt out.
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+    # Stage lines must reach a log file as they happen: redirected stdout is block-buffered,
+    # so an hour-long benchmark under nohup would otherwise show nothing until it exits.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     args = parse_args(argv)
     try:
         return args.run(args)

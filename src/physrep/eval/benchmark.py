@@ -184,8 +184,7 @@ class Benchmark:
         for name, data_dir in datasets.items():
             rows += self.run_dataset(name, data_dir)
         rows = self.write_outputs(rows)
-        if self.progress:
-            tqdm.write(summary(self.timings))
+        tqdm.write(summary(self.timings))
         return rows
 
     def selected(self, datasets: dict[str, Path]) -> dict[str, Path]:
@@ -556,7 +555,8 @@ class Benchmark:
     # ---- bookkeeping ---------------------------------------------------------------------
 
     def stage(self, dataset: str, name: str) -> Stage:
-        return Stage(self.timings, dataset, name, self.progress)
+        # each stage's one-line outcome is the run's log, so it prints with or without bars
+        return Stage(self.timings, dataset, name, verbose=True)
 
 
 def _dataset_name(folder: Path) -> str:
