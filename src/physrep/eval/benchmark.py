@@ -555,8 +555,7 @@ class Benchmark:
     # ---- bookkeeping ---------------------------------------------------------------------
 
     def stage(self, dataset: str, name: str) -> Stage:
-        # each stage's one-line outcome is the run's log, so it prints with or without bars
-        return Stage(self.timings, dataset, name, verbose=True)
+        return Stage(self.timings, dataset, name)
 
 
 def _dataset_name(folder: Path) -> str:
