@@ -32,11 +32,7 @@ from physrep.atomic import save_npz_atomic, write_text_atomic
 from physrep.config import apply_overrides, from_dict, merge, preset_path, read_yaml, to_dict
 from physrep.data.windows import WindowConfig
 from physrep.errors import ConfigError, PhysrepError
-from physrep.eval.embed import (
-    FEATURES,
-    Embeddings,
-    load_or_embed,
-)
+from physrep.eval.embed import EMBED_DTYPES, FEATURES, Embeddings, load_or_embed
 from physrep.eval.finetune import FinetuneConfig
 from physrep.eval.metrics import embedding_diagnostics
 from physrep.eval.probes import PROBES, ProbeConfig
@@ -85,6 +81,11 @@ class BenchmarkConfig:
     finetune_methods: list[str] = field(default_factory=list)  # also fine-tuned end to end
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     embed_batch: int = 32
+    # embedding storage: float32, or float16 / bfloat16 (half the bytes; probes upcast)
+    embed_dtype: str = "float32"
+    # 0: keep every token; N: pool each window's tokens to N (token j is the mean of tokens
+    # j, j+N, j+2N...: for a time-major ViT, the mean over time at each patch)
+    embed_tokens: int = 0
     sim_workers: int = 0  # 0: one per core
     pretrain_workers: int = 1  # pretraining runs side by side, one thread each when > 1
 
@@ -104,6 +105,12 @@ class BenchmarkConfig:
                 raise ConfigError(f"key 'finetune_methods': '{name}' is not in 'methods'")
         if self.pretrain_workers < 1:
             raise ConfigError("key 'pretrain_workers' must be at least 1")
+        if self.embed_dtype not in EMBED_DTYPES:
+            raise ConfigError(
+                f"key 'embed_dtype' must be one of {', '.join(EMBED_DTYPES)}, got {self.embed_dtype!r}"
+            )
+        if self.embed_tokens < 0:
+            raise ConfigError("key 'embed_tokens' must be 0 (every token) or a token count")
         if any(not 0 < f <= 1 for f in self.fractions) or 1.0 not in self.fractions:
             raise ConfigError("key 'fractions' must lie in (0, 1] and include 1.0")
 

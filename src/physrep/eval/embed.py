@@ -33,6 +33,7 @@ FORMAT = "physrep-embeddings/1"
 FEATURES = "features"  # the source name of the physics-features control
 FEATURES_VERSION = "1"  # bump when physics_features changes, so old caches are not reused
 EVAL_SPLITS = ("train", "valid", "test", "test_ood")
+EMBED_DTYPES = ("float32", "float16", "bfloat16")  # storage; probes always read float32
 
 
 @dataclass
