@@ -1,7 +1,7 @@
 """Which benchmark stages a rerun reuses: an unchanged rerun computes nothing; a changed key
 that shapes a stage (simulation parameter, epochs, encoder, window) is refused by name, and
 `--rerun` recomputes that stage and what follows it. Also: a user's dataset keeps its own
-name, and a multi-process launcher is refused before anything is written."""
+name, and under torchrun the ranks train together and rank 0 alone probes and reports."""
 
 import json
 import os
@@ -143,23 +143,45 @@ def test_a_user_dataset_keeps_its_own_name(synthetic_dataset, tmp_path, cli):
     assert "damped_waves" in (out / "results.md").read_text()
 
 
-def test_a_launcher_is_refused_before_anything_is_written(tmp_path):
-    """Two processes under torchrun (gloo, CPU): each stops in one line, nothing simulated.
-
-    torchrun stops the other rank as soon as one exits, so the second line may never print.
-    """
+def _torchrun(*args, timeout=600) -> subprocess.CompletedProcess:
+    """`physrep ARGS` as two gloo processes on the CPU under torchrun."""
     torchrun = Path(sys.executable).with_name("torchrun")
-    out = tmp_path / "out"
-    cmd = [str(torchrun), "--nproc-per-node", "2", "--standalone", "-m", "physrep",
-           "benchmark", "--preset", "tiny", "--out", str(out)]  # fmt: skip
+    cmd = [str(torchrun), "--nproc-per-node", "2", "--standalone", "-m", "physrep", *map(str, args)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_a_launched_benchmark_refuses_to_simulate_before_anything_is_written(tmp_path):
+    """torchrun stops the other rank as soon as one exits, so the second line may never print."""
+    out = tmp_path / "out"
+    proc = _torchrun("benchmark", "--preset", "tiny", "--out", out)
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("physrep: error")]
     assert 1 <= len(errors) <= 2, proc.stderr
-    assert all("runs as one process" in e for e in errors), proc.stderr
-    assert "physrep pretrain" in errors[0]
+    assert all("is not simulated yet" in e for e in errors), proc.stderr
     assert not out.exists()
+
+
+def test_a_launched_benchmark_trains_together_and_reports_once(synthetic_dataset, tmp_path):
+    """Two gloo ranks: each encoder trains under DDP, every split is embedded in two shards,
+    and rank 0 alone probes and writes; a relaunch reuses every stage."""
+    data = synthetic_dataset("shear_flow")
+    out = tmp_path / "out"
+    args = ["benchmark", "--preset", "tiny", "--well-dir", data, "--out", out, "--no-progress"]
+    args += ["--methods", "jepa,random_init,features,mean", "paper_recipe=false"]
+    args += ["probes=[ridge]", "fractions=[1.0]", "probe_seeds=[0]"]
+    args += ["pretrain_overrides.train.batch_size=2"]  # x 2 processes = global_batch 4
+    proc = _torchrun(*args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_results(out / "results.json")
+    assert {r["method"] for r in rows} == {"jepa", "random_init", "features", "mean"}
+    assert proc.stdout.count("pretrain jepa s0: trained") == 1  # one line per stage
+    assert proc.stdout.count("probe jepa s0:") == 1
+    record = json.loads((out / "shear_flow" / "pretrain" / "jepa-s0" / "run.json").read_text())
+    assert record["world_size"] == 2, record
+    again = _torchrun(*args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "reused every stage" in again.stdout
 
 
 def test_a_redirected_stdout_is_line_buffered(tmp_path):

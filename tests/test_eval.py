@@ -58,10 +58,12 @@ def test_one_row_per_window_and_rows_are_the_encoder_output(data, encoders, tmp_
 
 def test_cache_reuses_same_inputs_and_recomputes_changed_ones(data, encoders, tmp_path):
     first = load_or_embed(encoders[0], data, tmp_path, cfg=WINDOWS)
-    stamp = first.path.stat().st_mtime_ns
+    stamp = (first.path / "meta.json").stat().st_mtime_ns
     again = load_or_embed(encoders[0], data, tmp_path, cfg=WINDOWS)
-    assert again.path == first.path and again.path.stat().st_mtime_ns == stamp
-    np.testing.assert_array_equal(again.splits["test"].tokens, first.splits["test"].tokens)
+    assert again.path == first.path and (again.path / "meta.json").stat().st_mtime_ns == stamp
+    np.testing.assert_array_equal(
+        np.asarray(again.splits["test"].tokens), np.asarray(first.splits["test"].tokens)
+    )
 
     other_weights = load_or_embed(encoders[1], data, tmp_path, cfg=WINDOWS)
     other_windows = load_or_embed(
@@ -73,7 +75,8 @@ def test_cache_reuses_same_inputs_and_recomputes_changed_ones(data, encoders, tm
     keys = {e.key for e in (first, other_weights, other_windows, other_norm)}
     assert len(keys) == 4
     assert len(other_windows.splits["train"]) != len(first.splits["train"])
-    assert not np.allclose(other_weights.splits["train"].tokens, first.splits["train"].tokens)
+    other, same = other_weights.splits["train"].tokens, first.splits["train"].tokens
+    assert not np.allclose(np.asarray(other), np.asarray(same))
 
 
 def test_changed_data_changes_the_key(synthetic_dataset, encoders, tmp_path):
@@ -90,11 +93,13 @@ def test_changed_data_changes_the_key(synthetic_dataset, encoders, tmp_path):
 
 def test_a_damaged_cache_is_recomputed_not_trusted(data, encoders, tmp_path):
     emb = load_or_embed(encoders[0], data, tmp_path, cfg=WINDOWS)
-    good = emb.splits["train"].tokens.copy()
-    emb.path.write_bytes(emb.path.read_bytes()[:1000])  # as a crash mid-write would leave it
+    good = np.asarray(emb.splits["train"].tokens)
+    tokens = emb.path / "train.tokens.npy"
+    tokens.write_bytes(tokens.read_bytes()[:1000])  # as a crash mid-write would leave it
     redone = load_or_embed(encoders[0], data, tmp_path, cfg=WINDOWS)
-    np.testing.assert_array_equal(redone.splits["train"].tokens, good)
-    assert not list(tmp_path.glob("*.partial"))
+    assert not redone.cached
+    np.testing.assert_array_equal(np.asarray(redone.splits["train"].tokens), good)
+    assert not list(tmp_path.glob(".*.partial"))
 
 
 def test_features_control_is_deterministic(data, tmp_path):
@@ -102,7 +107,9 @@ def test_features_control_is_deterministic(data, tmp_path):
     b = load_or_embed(FEATURES, data, tmp_path / "b", cfg=WINDOWS)
     assert a.key == b.key and a.splits["train"].tokens.shape[1] == 1
     for split in a.splits:
-        np.testing.assert_array_equal(a.splits[split].tokens, b.splits[split].tokens)
+        np.testing.assert_array_equal(
+            np.asarray(a.splits[split].tokens), np.asarray(b.splits[split].tokens)
+        )
 
 
 def _synthetic_regression(n=384, tokens=8, dim=16, seed=0):

@@ -203,6 +203,18 @@ def _args_embed(p: argparse.ArgumentParser) -> None:
     p.add_argument("--windows", help="window preset (default: the encoder's training windows)")
     p.add_argument("--batch-size", type=int, default=32, help="windows per encoder call")
     p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "float16", "bfloat16"],
+        help="storage of the cached tokens (probes read float32)",
+    )
+    p.add_argument(
+        "--tokens",
+        type=int,
+        default=0,
+        help="pool each window's tokens to this many (0: keep all)",
+    )
+    p.add_argument(
         "overrides", nargs="*", metavar="key=value", help="window overrides, e.g. stride=8"
     )
 
@@ -225,11 +237,24 @@ def _embed(args: argparse.Namespace):
         Path("runs") / args.data.name / "features" if is_features else Path(args.source).parent
     )
     cache = args.cache or default / "embeddings"
-    return load_or_embed(args.source, args.data, cache, cfg=cfg, batch_size=args.batch_size)
+    return load_or_embed(
+        args.source,
+        args.data,
+        cache,
+        cfg=cfg,
+        batch_size=args.batch_size,
+        dtype=args.dtype,
+        tokens=args.tokens,
+    )
 
 
 def _run_embed(args: argparse.Namespace) -> int:
-    emb = _embed(args)
+    from physrep.eval.ranks import launched_group
+
+    with launched_group() as (rank, _):  # under torchrun each rank embeds a shard
+        emb = _embed(args)
+    if rank:
+        return 0
     rows = ", ".join(f"{k} {len(v)}" for k, v in emb.splits.items())
     shape = emb.splits["train"].tokens.shape[1:]
     print(f"embeddings  {emb.path}\nrows        {rows} (tokens {shape[0]} x {shape[1]})")
@@ -261,7 +286,12 @@ def _run_probe(args: argparse.Namespace) -> int:
     else:
         probe_cfg = ProbeConfig(**({"epochs": args.epochs} if args.epochs else {}))
         probe_cfg.validate()
-        emb = _embed(args)
+        from physrep.eval.ranks import launched_group
+
+        with launched_group() as (rank, _):  # every rank embeds a shard; rank 0 probes
+            emb = _embed(args)
+        if rank:
+            return 0
         method = "features" if args.source == "features" else Path(args.source).parent.name
         rows = run_probes(
             args.data.name,

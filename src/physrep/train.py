@@ -135,18 +135,6 @@ def launched_processes() -> int:
     return 1
 
 
-def refuse_launcher(command: str) -> None:
-    """A command that runs one process only (it simulates, embeds, probes and writes one
-    report) stops at once under a multi-process launcher instead of doing it N times."""
-    n = launched_processes()
-    if n > 1 or os.environ.get("LOCAL_RANK", "0") != "0":
-        raise PhysrepError(
-            f"{command} runs as one process, but a launcher started {n}; train on several "
-            "GPUs with `torchrun --nproc-per-node N -m physrep pretrain ...` and give the "
-            "benchmark one process"
-        )
-
-
 def build_windows(cfg: PretrainConfig, data_dir: str | Path) -> tuple[WellWindows, WellWindows]:
     """Train windows (with the configured noise, fraction and augmentation) and clean, full
     valid windows sharing the train split's parameter statistics."""
@@ -262,9 +250,8 @@ def pretrain(
     with lightning_messages(quiet):
         trainer = build_trainer(cfg, out, callbacks, progress, quiet)
     if trainer.is_global_zero:
-        write_run_record(
-            out, cfg, seed=cfg.seed, data_dir=data_dir, extra={"targets": train.targets.to_dict()}
-        )
+        extra = {"targets": train.targets.to_dict(), "world_size": trainer.world_size}
+        write_run_record(out, cfg, seed=cfg.seed, data_dir=data_dir, extra=extra)
     t = cfg.train
     loaders = {
         "train_dataloaders": make_loader(

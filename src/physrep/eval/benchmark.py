@@ -171,28 +171,52 @@ class Benchmark:
         self.notes = notes  # markdown appended to results.md and the report
         self.well_dir = Path(well_dir) if well_dir else None
         self.timings: list[dict] = []
+        self.rank, self.world = 0, 1  # this process under a launcher (set by run)
         self.specs: dict[str, DatasetSpec] = {}  # by the dataset's name in rows and folders
         self._fingerprints: dict[str, str] = {}
 
     # ---- the whole run -------------------------------------------------------------------
 
     def run(self) -> list[dict]:
-        from physrep.runinfo import write_run_record
-        from physrep.train import refuse_launcher
+        """Every stage; under a launcher (torchrun, srun) every process trains each encoder
+        together (Lightning DDP) and embeds a shard, and rank 0 alone does the rest."""
+        from physrep.eval.ranks import launched_group
 
-        refuse_launcher("physrep benchmark")
+        with launched_group() as (self.rank, self.world):
+            return self._run()
+
+    def _run(self) -> list[dict]:
+        from physrep.runinfo import write_run_record
+
         datasets = self.selected(self.dataset_dirs())
         self.check_stages(datasets)  # refuse a stale stage before anything is computed
-        self.out.mkdir(parents=True, exist_ok=True)
-        write_run_record(
-            self.out, self.cfg, extra={"datasets": {k: str(v) for k, v in datasets.items()}}
-        )
+        if self.world > 1:
+            self.check_launched(datasets)
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            extra = {"datasets": {k: str(v) for k, v in datasets.items()}}
+            write_run_record(self.out, self.cfg, extra=extra)
         rows: list[dict] = []
         for name, data_dir in datasets.items():
             rows += self.run_dataset(name, data_dir)
+        if self.rank:
+            return []
         rows = self.write_outputs(rows)
         tqdm.write(summary(self.timings))
         return rows
+
+    def check_launched(self, datasets: dict[str, Path]) -> None:
+        """What a launched job cannot do: simulate (hours on one rank while the others wait
+        at a barrier), or train runs side by side (the launcher's processes train each)."""
+        if self.cfg.pretrain_workers > 1:
+            raise ConfigError("key 'pretrain_workers' must be 1 under a launcher")
+        for name, data_dir in datasets.items():
+            if self.well_dir is None and not (data_dir / "stats.yaml").is_file():
+                raise PhysrepError(
+                    f"dataset '{name}' is not simulated yet: run the benchmark once without a "
+                    "launcher (or `physrep simulate`), then launch it with its data in place",
+                    data_dir,
+                )
 
     def selected(self, datasets: dict[str, Path]) -> dict[str, Path]:
         """The datasets `only` names (all without it), refusing a name the preset lacks."""
@@ -285,11 +309,15 @@ class Benchmark:
                     batch_size=self.cfg.embed_batch,
                     fingerprint=fingerprint,
                     progress=f"embed {name}/{method}" if self.progress else None,
+                    dtype=self.cfg.embed_dtype,
+                    tokens=self.cfg.embed_tokens,
                 )
                 if emb.cached:
                     stage.reuse()
                 else:
                     stage.outcome = ", ".join(f"{s} {len(e)}" for s, e in emb.splits.items())
+            if self.rank:  # probes, plots and fine-tuning run once, on rank 0
+                continue
             with self.stage(name, f"probe {method} s{pseed}") as stage:
                 rows += self.probe(name, method, pseed, emb, stage)
             if pseed == self.cfg.pretrain_seeds[0]:
@@ -298,7 +326,7 @@ class Benchmark:
             if method in self.cfg.finetune_methods:
                 with self.stage(name, f"finetune {method} s{pseed}") as stage:
                     rows += self.finetune(name, data_dir, method, pseed, source, fingerprint, stage)
-        if "mean" in self.cfg.controls:
+        if "mean" in self.cfg.controls and not self.rank:
             if not sources:
                 raise ConfigError("the mean control needs one other method (it reads targets)")
             rows += mean_control(name, emb, self.cfg.fractions, self.cfg.probe_seeds)
@@ -350,8 +378,10 @@ class Benchmark:
 
     def pretrain_all(self, name: str, data_dir: Path) -> dict[tuple[str, int], Path]:
         """Every encoder of `runs()`: reused, exported at initialisation, or trained; with
-        `pretrain_workers` > 1 the runs to train go side by side, one thread each."""
+        `pretrain_workers` > 1 the runs to train go side by side, one thread each. Under a
+        launcher every rank trains each run together; rank 0 alone clears and exports."""
         from physrep.eval.parallel import PretrainJob, run_jobs
+        from physrep.eval.ranks import barrier
         from physrep.train import export_initial, pretrain
 
         encoders: dict[tuple[str, int], Path] = {}
@@ -362,8 +392,10 @@ class Benchmark:
             run = self.run_dir(name, method, seed)
             encoders[method, seed] = run / "encoder.pt"
             cfg = self.pretrain_config(name, method, seed)
-            if check_stage(run, cfg, self.rerun, fingerprint):
+            barrier(self.world)  # every rank sees the folders as rank 0 left them
+            if check_stage(run, cfg, self.rerun, fingerprint) and self.rank == 0:
                 clear(run)
+            barrier(self.world)
             label = "init" if method == "random_init" else "pretrain"
             with self.stage(name, f"{label} {method} s{seed}") as stage:
                 resume = (run / "checkpoints" / "last.ckpt").is_file()
@@ -371,7 +403,8 @@ class Benchmark:
                 if (run / "encoder.pt").is_file():
                     stage.reuse()
                 elif method == "random_init":
-                    export_initial(cfg, data_dir, run)
+                    if self.rank == 0:
+                        export_initial(cfg, data_dir, run)
                     stage.outcome = "exported the untrained encoder"
                 elif self.cfg.pretrain_workers > 1:  # trained below, side by side
                     jobs.append(PretrainJob((method, seed), to_dict(cfg), data_dir, run, resume))
@@ -383,6 +416,7 @@ class Benchmark:
         jobs.sort(key=lambda job: job.cfg["method"] not in SLOWEST)  # long runs first
         for job, seconds in run_jobs(jobs, self.cfg.pretrain_workers) if jobs else ():
             queued[job.key].record(seconds)
+        barrier(self.world)  # rank 0's exports are written before any rank reads them
         return encoders
 
     def probe(
@@ -518,7 +552,7 @@ class Benchmark:
     def save_projection(self, name: str, method: str, emb: Embeddings) -> None:
         """2-D PCA of the standardised, mean-pooled test embeddings, for the report."""
         test = emb.splits["test"]
-        pooled = test.tokens.mean(1, dtype=np.float64)
+        pooled = test.pooled()
         pooled = (pooled - pooled.mean(0)) / np.where(pooled.std(0) > 0, pooled.std(0), 1.0)
         _, _, vt = np.linalg.svd(pooled, full_matrices=False)
         xy = pooled @ vt[:2].T
@@ -532,7 +566,7 @@ class Benchmark:
     def save_diagnostics(self, name: str, method: str, pretrain_seed: int, emb: Embeddings) -> None:
         """Window-level variance diagnostics of the train embeddings (see `diagnostics_table`)."""
         train = emb.splits["train"]
-        found = embedding_diagnostics(train.tokens, train.params_raw, train.trajectory)
+        found = embedding_diagnostics(train.pooled(), train.params_raw, train.trajectory)
         record = {"dataset": name, "method": method, "pretrain_seed": pretrain_seed, **found}
         path = self.out / name / "diagnostics" / f"{method}-s{pretrain_seed}.json"
         write_text_atomic(path, json.dumps(record, indent=1) + "\n")
@@ -562,7 +596,7 @@ class Benchmark:
     # ---- bookkeeping ---------------------------------------------------------------------
 
     def stage(self, dataset: str, name: str) -> Stage:
-        return Stage(self.timings, dataset, name)
+        return Stage(self.timings, dataset, name, echo=self.rank == 0)
 
 
 def _dataset_name(folder: Path) -> str:

@@ -1,10 +1,16 @@
 """Frozen embeddings of every window of every split, cached on disk by content hash.
 
 Probing trains hundreds of small heads on the same embeddings, so the encoder runs once per
-(encoder weights, data, window config) and its output is kept in one `.npz`. The file name is a
-hash of everything that shaped it, so a changed checkpoint, dataset or preprocessing can never
-be served a stale cache, and it is written atomically, so a crash leaves no file at all rather
-than a partial one that looks complete. Each row is one window; no batch padding is stored.
+(encoder weights, data, window config, storage) and its output is kept on disk. The cache is a
+folder named by a hash of everything that shaped it, so a changed checkpoint, dataset or
+preprocessing can never be served a stale cache. It holds one token file per split, written
+batch by batch (`physrep.eval.tokens`: a split never sits whole in memory), the per-window
+targets, and `meta.json`, written last. The folder is built under a temporary name and renamed
+into place when complete, so a crash leaves nothing that looks like a cache.
+
+Under a multi-process launcher (torch.distributed initialised) every rank embeds a contiguous,
+batch-aligned shard of each split and rank 0 joins the shards: the rows, and the batches that
+produced them, are the same as one process would make, so the files are identical.
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import zipfile
+import math
+import os
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,32 +28,53 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
-from physrep.atomic import save_npz_atomic, write_text_atomic
+from physrep.atomic import write_text_atomic
 from physrep.config import from_dict, to_dict
 from physrep.data.targets import ParamTargets
 from physrep.data.validate import present_splits
 from physrep.data.windows import WellWindows, WindowConfig, make_loader
 from physrep.errors import PhysrepError
+from physrep.eval.ranks import barrier, ranks
+from physrep.eval.ranks import device as embedding_device
+from physrep.eval.tokens import TokenRows, TokenWriter, pool_tokens
 
-FORMAT = "physrep-embeddings/1"
+FORMAT = "physrep-embeddings/2"  # 1: one .npz holding every split in memory
 FEATURES = "features"  # the source name of the physics-features control
 FEATURES_VERSION = "1"  # bump when physics_features changes, so old caches are not reused
 EVAL_SPLITS = ("train", "valid", "test", "test_ood")
 EMBED_DTYPES = ("float32", "float16", "bfloat16")  # storage; probes always read float32
+ARRAYS = ("params", "params_raw", "trajectory", "start")  # per window, kept beside the tokens
 
 
 @dataclass
 class SplitEmbeddings:
-    tokens: np.ndarray  # (N, n_tokens, D) float32, one row per window
+    tokens: TokenRows  # (N, n_tokens, D), read from disk as float32 by rows
     params: np.ndarray  # (N, P) normalised targets (train-split statistics)
     params_raw: np.ndarray  # (N, P) physical values
     trajectory: np.ndarray  # (N,) trajectory id within the split
     start: np.ndarray  # (N,) first step of the window
 
+    def __post_init__(self) -> None:
+        if isinstance(self.tokens, np.ndarray):  # in-memory tokens (tests, small callers)
+            self.tokens = TokenRows(self.tokens)
+
     def __len__(self) -> int:
         return len(self.tokens)
+
+    def subset(self, keep: np.ndarray) -> SplitEmbeddings:
+        """The windows at positions (or boolean mask) `keep`; tokens stay on disk."""
+        return SplitEmbeddings(
+            self.tokens.subset(keep), *(getattr(self, name)[keep] for name in ARRAYS)
+        )
+
+    def pooled(self, batch: int = 256) -> np.ndarray:
+        """(N, D) float64 mean over each window's tokens, read `batch` windows at a time."""
+        width = self.tokens.token_shape[-1]
+        parts = [t.mean(1, dtype=np.float64) for t in self.tokens.batches(batch)]
+        return np.concatenate(parts) if parts else np.zeros((0, width))
 
 
 @dataclass
@@ -53,8 +82,9 @@ class Embeddings:
     splits: dict[str, SplitEmbeddings]
     targets: ParamTargets
     key: str
-    path: Path
+    path: Path  # the cache folder
     cached: bool = False  # read from the cache rather than computed by this call
+    tokens: str = "all"  # "all", or "pooled-N" when each window's tokens were pooled to N
 
     @property
     def names(self) -> list[str]:
@@ -69,51 +99,60 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def cache_key(source: str, fingerprint: str, cfg: WindowConfig, splits: Sequence[str]) -> str:
+def cache_key(
+    source: str,
+    fingerprint: str,
+    cfg: WindowConfig,
+    splits: Sequence[str],
+    dtype: str = "float32",
+    tokens: int = 0,
+) -> str:
     """Hash of what shapes the embeddings: the encoder's bytes (or the features' version), the
-    dataset's content, the window/preprocessing config and the splits."""
+    dataset's content, the window/preprocessing config, the splits and the storage (dtype,
+    pooled token count)."""
     keyed = {
         "format": FORMAT,
         "source": source,
         "data": fingerprint,
         "windows": to_dict(cfg),
         "splits": list(splits),
+        "dtype": dtype,
+        "tokens": tokens,
     }
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def embed_windows(
     fn: Callable[[torch.Tensor], torch.Tensor],
-    windows: WellWindows,
+    windows: WellWindows | Subset,
+    writer: TokenWriter,
     batch_size: int = 32,
     bar: Any = None,
-) -> SplitEmbeddings:
-    """Run `fn` (context (B,C,T,H,W) -> tokens (B,N,D)) over every window, in order
-    (advancing the progress `bar`, if given, by the windows done)."""
-    chunks = []
+    pool: int = 0,
+    device: torch.device | None = None,
+) -> None:
+    """Run `fn` (context (B,C,T,H,W) -> tokens (B,N,D) or vectors (B,D)) over every window in
+    order, appending each batch's tokens (pooled to `pool`, if > 0) to `writer`."""
     with torch.inference_mode():
         for batch in make_loader(windows, batch_size, shuffle=False, pin_memory=False):
-            out = fn(batch["context"])
-            if bar is not None:
-                bar.update(len(out))
+            context = batch["context"] if device is None else batch["context"].to(device)
+            out = fn(context)
             if out.ndim == 2:  # a single vector per window: one token
                 out = out[:, None]
-            chunks.append(out.float().cpu().numpy())
-    tokens = np.concatenate(chunks) if chunks else np.zeros((0, 1, 1), np.float32)
-    if len(tokens) != len(windows):
-        raise PhysrepError(f"embedded {len(tokens)} rows for {len(windows)} windows", windows.root)
-    if not np.isfinite(tokens).all():
-        raise PhysrepError(
-            f"non-finite embeddings in split '{windows.split}' (encoder diverged?)", windows.root
-        )
-    params_raw = windows.trajectory_params_raw[windows.window_trajectory]
-    return SplitEmbeddings(
-        tokens=tokens,
-        params=windows.targets.encode(params_raw).astype(np.float32),
-        params_raw=params_raw,
-        trajectory=windows.window_trajectory.copy(),
-        start=windows.window_start.copy(),
-    )
+            out = pool_tokens(out.float(), pool)
+            if not torch.isfinite(out).all():
+                raise PhysrepError("non-finite embeddings (encoder diverged?)", writer.path)
+            writer.append(out)
+            if bar is not None:
+                bar.update(len(out))
+
+
+def shard(n_windows: int, batch_size: int, rank: int, world: int) -> range:
+    """The windows rank `rank` of `world` embeds: a contiguous run of whole batches, so that
+    every batch is the one a single process would run."""
+    batches = math.ceil(n_windows / batch_size)
+    first, last = batches * rank // world, batches * (rank + 1) // world
+    return range(min(first * batch_size, n_windows), min(last * batch_size, n_windows))
 
 
 def check_fields(encoder: torch.nn.Module, fields: Sequence[str], data_dir) -> None:
@@ -155,13 +194,19 @@ def load_or_embed(
     batch_size: int = 32,
     fingerprint: str | None = None,
     progress: str | None = None,
+    dtype: str = "float32",
+    tokens: int = 0,
 ) -> Embeddings:
     """Embeddings of `data_dir` by `source` (an exported `encoder.pt`, or "features"), from
     the cache in `cache_dir` when one with the same key exists, else computed and cached
-    (under one progress bar over every split's windows, labelled `progress`, if given)."""
+    (under one progress bar over every split's windows, labelled `progress`, if given), stored
+    as `dtype` and, with `tokens` > 0, each window's tokens pooled to that many."""
     from physrep.runinfo import data_fingerprint
 
+    if dtype not in EMBED_DTYPES:
+        raise PhysrepError(f"unknown embedding dtype {dtype!r} (known: {', '.join(EMBED_DTYPES)})")
     data_dir = Path(data_dir)
+    device = None
     if str(source) == FEATURES:
         from physrep.eval.features import physics_features
 
@@ -170,6 +215,8 @@ def load_or_embed(
         from physrep.models.export import load_encoder
 
         encoder = load_encoder(source)
+        device = embedding_device()
+        encoder.to(device)
         source_id, fn = file_digest(source), encoder.encode
     if cfg is None:
         cfg = encoder_windows(encoder) if encoder is not None else WindowConfig(target=False)
@@ -177,12 +224,13 @@ def load_or_embed(
     splits = list(splits or [s for s in EVAL_SPLITS if s in present_splits(data_dir)])
     if "train" not in splits:
         raise PhysrepError("embeddings need the train split (targets are scaled on it)", data_dir)
-    key = cache_key(source_id, fingerprint or data_fingerprint(data_dir), cfg, splits)
-    path = Path(cache_dir) / f"{key}.npz"
-    if path.is_file():
-        cached = _read(path, key)
-        if cached is not None:
-            return cached
+    key = cache_key(
+        source_id, fingerprint or data_fingerprint(data_dir), cfg, splits, dtype, tokens
+    )
+    path = Path(cache_dir) / key
+    cached = _read(path, key)
+    if cached is not None:
+        return cached
     train = WellWindows(data_dir, "train", cfg)
     if encoder is not None:
         check_fields(encoder, train.field_names, data_dir)
@@ -190,36 +238,95 @@ def load_or_embed(
     windows.update(
         (s, WellWindows(data_dir, s, cfg, targets=train.targets)) for s in splits if s != "train"
     )
-    total = sum(len(w) for w in windows.values())
-    with tqdm(total=total, desc=progress, unit="window", leave=False, disable=not progress) as bar:
-        made = {s: embed_windows(fn, w, batch_size, bar) for s, w in windows.items()}
-    emb = Embeddings(made, train.targets, key, path)
-    _write(emb, {"source": str(source), "source_id": source_id, "data": str(data_dir)})
-    return emb
+    rank, world = ranks()
+    partial = path.with_name(f".{key}.partial")
+    if rank == 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+    barrier(world)
+    mine = {s: shard(len(w), batch_size, rank, world) for s, w in windows.items()}
+    total = sum(len(r) for r in mine.values())
+    show = bool(progress) and rank == 0
+    with tqdm(total=total, desc=progress, unit="window", leave=False, disable=not show) as bar:
+        for split, w in windows.items():
+            writer = TokenWriter(partial / f"{split}.rank{rank}.npy", len(mine[split]), dtype)
+            part = Subset(w, mine[split]) if world > 1 else w
+            embed_windows(fn, part, writer, batch_size, bar, tokens, device)
+            writer.close()
+    barrier(world)
+    if rank == 0:
+        provenance = {"source": str(source), "source_id": source_id, "data": str(data_dir)}
+        _finish(partial, path, key, windows, world, dtype, tokens, provenance)
+    barrier(world)
+    made = _read(path, key)
+    if made is None:
+        raise PhysrepError("the embedding cache was not complete after writing it", path)
+    return dataclasses.replace(made, cached=False)
 
 
-def _write(emb: Embeddings, provenance: dict) -> None:
-    arrays = {"format": np.array(FORMAT), "key": np.array(emb.key)}
-    arrays["targets"] = np.array(json.dumps(emb.targets.to_dict()))
-    for split, s in emb.splits.items():
-        for name, value in dataclasses.asdict(s).items():
-            arrays[f"{split}.{name}"] = value
-    save_npz_atomic(emb.path, **arrays)
-    sidecar = {"key": emb.key, **provenance, "rows": {k: len(v) for k, v in emb.splits.items()}}
-    write_text_atomic(emb.path.with_suffix(".json"), json.dumps(sidecar, indent=1) + "\n")
+def _finish(partial, path, key, windows, world, dtype, tokens, provenance) -> None:
+    """Join the ranks' token files, add the per-window arrays and meta.json (last), and rename
+    the folder into place."""
+    rows, token_shape = {}, None
+    for split, w in windows.items():
+        parts = [TokenRows(partial / f"{split}.rank{r}.npy", dtype) for r in range(world)]
+        joined = partial / f"{split}.tokens.npy"
+        if world == 1:
+            os.replace(parts[0].path, joined)
+        else:
+            shapes = [p.token_shape for p in parts if len(p)]
+            writer = TokenWriter(joined, len(w), dtype)
+            for p in parts:
+                for chunk in p.batches(256):
+                    writer.append(torch.from_numpy(chunk))
+            writer.close(shapes[0] if shapes else (1, 1))
+            for p in parts:
+                p.path.unlink()
+        raw = w.trajectory_params_raw[w.window_trajectory]
+        arrays = {
+            "params": w.targets.encode(raw).astype(np.float32),
+            "params_raw": raw,
+            "trajectory": w.window_trajectory,
+            "start": w.window_start,
+        }
+        with (partial / f"{split}.arrays.npz").open("wb") as f:
+            np.savez(f, **arrays)
+        rows[split] = len(w)
+        token_shape = token_shape or TokenRows(joined, dtype).token_shape
+    pooled = 0 < tokens <= token_shape[0]  # an encoder with fewer tokens is kept as it is
+    meta = {
+        "format": FORMAT,
+        "key": key,
+        "dtype": dtype,
+        "tokens": f"pooled-{tokens}" if pooled else "all",
+        "token_shape": list(token_shape),
+        "rows": rows,
+        "targets": next(iter(windows.values())).targets.to_dict(),
+        **provenance,
+    }
+    write_text_atomic(partial / "meta.json", json.dumps(meta, indent=1) + "\n")
+    shutil.rmtree(path, ignore_errors=True)  # an incomplete or foreign folder of this name
+    os.replace(partial, path)
 
 
 def _read(path: Path, key: str) -> Embeddings | None:
-    """The cached embeddings, or None when the file is not a complete cache of this key."""
+    """The cached embeddings, or None when the folder is not a complete cache of this key."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if str(z["format"]) != FORMAT or str(z["key"]) != key:
+        meta = json.loads((path / "meta.json").read_text())
+        if meta.get("format") != FORMAT or meta.get("key") != key:
+            return None
+        targets = ParamTargets.from_dict(meta["targets"])
+        splits = {}
+        for split, n in meta["rows"].items():
+            tokens = TokenRows(path / f"{split}.tokens.npy", meta["dtype"])
+            with np.load(path / f"{split}.arrays.npz", allow_pickle=False) as z:
+                arrays = [z[name] for name in ARRAYS]
+            if len(tokens) != n or any(len(a) != n for a in arrays):
                 return None
-            targets = ParamTargets.from_dict(json.loads(str(z["targets"])))
-            names = {n.split(".", 1)[0] for n in z.files if "." in n}
-            fields = [f.name for f in dataclasses.fields(SplitEmbeddings)]
-            splits = {s: SplitEmbeddings(*(z[f"{s}.{f}"] for f in fields)) for s in names}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            splits[split] = SplitEmbeddings(tokens, *arrays)
+    except (OSError, ValueError, KeyError, TypeError, EOFError, PhysrepError):
         return None
     order = [s for s in EVAL_SPLITS if s in splits] + sorted(set(splits) - set(EVAL_SPLITS))
-    return Embeddings({s: splits[s] for s in order}, targets, key, path, cached=True)
+    return Embeddings(
+        {s: splits[s] for s in order}, targets, key, path, cached=True, tokens=meta["tokens"]
+    )

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from physrep.errors import ConfigError
+from physrep.eval.tokens import TokenRows
 from physrep.methods.common import OptimConfig, lr_factor
 
 PROBES = ("attentive", "linear", "mlp", "ridge")
@@ -76,40 +77,43 @@ class AttentiveProbe(nn.Module):
 @dataclass
 class FittedProbe:
     kind: str
-    predict: Callable[[np.ndarray], np.ndarray]  # tokens (N, n, D) -> normalised targets (N, P)
+    predict: Callable[[TokenSource], np.ndarray]  # tokens (N, n, D) -> normalised targets (N, P)
     valid_mse: float
     detail: dict  # best epoch, or the chosen ridge alpha
 
 
+TokenSource = TokenRows | np.ndarray
+READ_BATCH = 256  # windows read at a time for statistics, evaluation and prediction
+
+
 def fit_probe(
     kind: str,
-    train: tuple[np.ndarray, np.ndarray],
-    valid: tuple[np.ndarray, np.ndarray],
+    train: tuple[TokenSource, np.ndarray],
+    valid: tuple[TokenSource, np.ndarray],
     cfg: ProbeConfig | None = None,
     seed: int = 0,
+    device: torch.device | str | None = None,
 ) -> FittedProbe:
-    """Fit probe `kind` on (tokens (N, n, D), targets (N, P)); select on `valid`."""
+    """Fit probe `kind` on (tokens (N, n, D), targets (N, P)); select on `valid`.
+
+    Tokens may be a `TokenRows` on disk: the attentive probe reads its batches from there, the
+    pooled probes hold only the (N, D) window means, and ridge sums its normal equations over
+    one pass, so memory follows a batch, not the split. `device` defaults to the GPU if any."""
     cfg = cfg or ProbeConfig()
     if kind not in PROBES:
         raise ConfigError(f"unknown probe '{kind}' (known: {', '.join(PROBES)})")
-    x_train, y_train = train
-    if kind == "attentive":
-        # standardise each token feature over all train tokens; the probe sees every token
-        flat = x_train.reshape(-1, x_train.shape[-1]).astype(np.float64)
-        mu, sd = flat.mean(0), flat.std(0)
-    else:  # everything else reads mean-pooled tokens
-        pooled = x_train.mean(1, dtype=np.float64)
-        mu, sd = pooled.mean(0), pooled.std(0)
-    sd = np.where(sd > 1e-8 * max(float(sd.max()), 1e-30), sd, 1.0)
-
-    def prepare(x: np.ndarray) -> np.ndarray:
-        if kind != "attentive":
-            x = x.mean(1, dtype=np.float64)
-        return ((x - mu) / sd).astype(np.float32)
-
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    x_train, y_train = _rows(train[0]), train[1]
     if kind == "ridge":
-        return _fit_ridge(prepare, train, valid, cfg.ridge_alphas)
-    d, p = x_train.shape[-1], y_train.shape[-1]
+        return _fit_ridge(x_train, y_train, valid, cfg.ridge_alphas)
+    if kind == "attentive":  # standardise each token feature over all train tokens
+        mu, sd = _token_moments(x_train)
+        inputs = _Standardised(x_train, mu, sd)
+    else:  # the others read mean-pooled tokens
+        pooled = pooled_means(x_train)
+        mu, sd = pooled.mean(0), _floor(pooled.std(0))
+        inputs = _Standardised(pooled, mu, sd)
+    d, p = x_train.token_shape[-1], y_train.shape[-1]
     torch.manual_seed(seed)
     if kind == "attentive":
         model: nn.Module = AttentiveProbe(d, p, cfg.width, cfg.heads, cfg.mlp_ratio)
@@ -119,13 +123,64 @@ def fit_probe(
         model = nn.Sequential(
             nn.Linear(d, cfg.hidden), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, p)
         )
-    return _fit_sgd(kind, model, prepare, train, valid, cfg, seed)
+    return _fit_sgd(kind, model.to(device), inputs, y_train, valid, cfg, seed, device)
 
 
-def _fit_sgd(kind, model, prepare, train, valid, cfg: ProbeConfig, seed: int) -> FittedProbe:
-    x, y = torch.from_numpy(prepare(train[0])), torch.from_numpy(train[1].astype(np.float32))
-    xv, yv = torch.from_numpy(prepare(valid[0])), torch.from_numpy(valid[1].astype(np.float32))
-    steps_per_epoch = math.ceil(len(x) / cfg.batch_size)
+def pooled_means(tokens: TokenSource) -> np.ndarray:
+    """(N, D) float64 mean of each window's tokens, read a batch of windows at a time."""
+    rows = _rows(tokens)
+    parts = [t.mean(1, dtype=np.float64) for t in rows.batches(READ_BATCH)]
+    return np.concatenate(parts) if parts else np.zeros((0, rows.token_shape[-1]))
+
+
+def _rows(tokens: TokenSource) -> TokenRows:
+    return tokens if isinstance(tokens, TokenRows) else TokenRows(np.asarray(tokens))
+
+
+def _floor(sd: np.ndarray) -> np.ndarray:
+    """Standard deviations with the constant features' set to 1 (they stay 0 after centring)."""
+    return np.where(sd > 1e-8 * max(float(sd.max(initial=0.0)), 1e-30), sd, 1.0)
+
+
+def _token_moments(x: TokenRows) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of each feature over every token of every window, in one pass (sums
+    taken about the first batch's mean, so a large offset costs no precision)."""
+    shift, n, s1, s2 = None, 0, 0.0, 0.0
+    for batch in x.batches(READ_BATCH):
+        flat = batch.reshape(-1, batch.shape[-1]).astype(np.float64)
+        shift = flat.mean(0) if shift is None else shift
+        centred = flat - shift
+        n, s1, s2 = n + len(flat), s1 + centred.sum(0), s2 + (centred**2).sum(0)
+    mean = s1 / n
+    return shift + mean, _floor(np.sqrt(np.maximum(s2 / n - mean**2, 0.0)))
+
+
+class _Standardised:
+    """A probe's inputs by row, standardised with train statistics: tokens read from disk
+    (attentive) or pooled window means held in memory (the others)."""
+
+    def __init__(self, source: TokenRows | np.ndarray, mu: np.ndarray, sd: np.ndarray):
+        self.source, self.mu, self.sd = source, mu, sd
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def get(self, index: np.ndarray) -> np.ndarray:
+        rows = self.source
+        x = rows.read(index) if isinstance(rows, TokenRows) else rows[index]
+        return ((x - self.mu) / self.sd).astype(np.float32)
+
+    def like(self, tokens: TokenSource) -> _Standardised:
+        """Other tokens (valid, test) in the same form and the same standardisation."""
+        source = _rows(tokens) if isinstance(self.source, TokenRows) else pooled_means(tokens)
+        return _Standardised(source, self.mu, self.sd)
+
+
+def _fit_sgd(kind, model, inputs, y_train, valid, cfg: ProbeConfig, seed, device) -> FittedProbe:
+    y = torch.from_numpy(y_train.astype(np.float32)).to(device)
+    valid_inputs = inputs.like(valid[0])
+    yv = torch.from_numpy(valid[1].astype(np.float32)).to(device)
+    steps_per_epoch = math.ceil(len(inputs) / cfg.batch_size)
     epochs = cfg.epochs
     if kind != "attentive":
         epochs = max(epochs, math.ceil(cfg.min_steps / steps_per_epoch))
@@ -144,52 +199,68 @@ def _fit_sgd(kind, model, prepare, train, valid, cfg: ProbeConfig, seed: int) ->
     step = 0
     for epoch in range(epochs):
         model.train()
-        for idx in torch.randperm(len(x), generator=generator).split(cfg.batch_size):
+        for idx in torch.randperm(len(inputs), generator=generator).split(cfg.batch_size):
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * lr_factor(step, total, schedule)
-            loss = F.mse_loss(model(x[idx]), y[idx])
+            x = torch.from_numpy(inputs.get(idx.numpy())).to(device)
+            loss = F.mse_loss(model(x), y[idx.to(device)])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             step += 1
-        valid_mse = _evaluate(model, xv, yv, cfg.batch_size * 4)
+        valid_mse = float(F.mse_loss(_predict(model, valid_inputs, device), yv))
         if valid_mse < best[0]:
             best = (valid_mse, epoch, copy.deepcopy(model.state_dict()))
     model.load_state_dict(best[2])
-    model.eval()
 
-    def predict(tokens: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            xs = torch.from_numpy(prepare(tokens))
-            return torch.cat([model(c) for c in xs.split(cfg.batch_size * 4)]).numpy()
+    def predict(tokens: TokenSource) -> np.ndarray:
+        return _predict(model, inputs.like(tokens), device).cpu().numpy()
 
     return FittedProbe(kind, predict, best[0], {"best_epoch": best[1]})
 
 
-def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> float:
+def _predict(model: nn.Module, inputs: _Standardised, device) -> torch.Tensor:
     model.eval()
     with torch.inference_mode():
-        pred = torch.cat([model(c) for c in x.split(batch)])
-    return float(F.mse_loss(pred, y))
+        parts = [
+            model(
+                torch.from_numpy(inputs.get(np.arange(i, min(i + READ_BATCH, len(inputs))))).to(
+                    device
+                )
+            )
+            for i in range(0, len(inputs), READ_BATCH)
+        ]
+    return torch.cat(parts) if parts else torch.zeros(0, device=device)
 
 
-def _fit_ridge(prepare, train, valid, alphas: list[float]) -> FittedProbe:
-    """Ridge with an unpenalised intercept, for every alpha at once through one SVD."""
-    x = prepare(train[0]).astype(np.float64)
-    y = train[1].astype(np.float64)
-    y_mean = y.mean(0)
-    u, s, vt = np.linalg.svd(x, full_matrices=False)
-    uty = u.T @ (y - y_mean)
-    xv = prepare(valid[0]).astype(np.float64)
+def _fit_ridge(x: TokenRows, y: np.ndarray, valid, alphas: list[float]) -> FittedProbe:
+    """Ridge on standardised window means with an unpenalised intercept, for every alpha at
+    once: the normal equations are summed over one pass of the train tokens (about the first
+    batch's mean, for precision) and solved through one eigendecomposition."""
+    shift, n, s1, sxx, sxy, sy = None, 0, 0.0, 0.0, 0.0, 0.0
+    for start in range(0, len(x), READ_BATCH):
+        index = np.arange(start, min(start + READ_BATCH, len(x)))
+        pooled, target = x.read(index).mean(1, dtype=np.float64), y[index].astype(np.float64)
+        shift = pooled.mean(0) if shift is None else shift
+        centred = pooled - shift
+        n, s1, sy = n + len(index), s1 + centred.sum(0), sy + target.sum(0)
+        sxx, sxy = sxx + centred.T @ centred, sxy + centred.T @ target
+    mean, y_mean = s1 / n, sy / n
+    scatter = sxx - n * np.outer(mean, mean)  # centred sums of squares and products
+    cross = sxy - n * np.outer(mean, y_mean)
+    mu, sd = shift + mean, _floor(np.sqrt(np.maximum(np.diag(scatter) / n, 0.0)))
+    eigval, eigvec = np.linalg.eigh(scatter / np.outer(sd, sd))
+    projected = eigvec.T @ (cross / sd[:, None])
+    xv = (pooled_means(valid[0]) - mu) / sd
     best = (math.inf, None, None)
     for alpha in alphas:
-        w = vt.T @ ((s / (s**2 + alpha))[:, None] * uty)
+        w = eigvec @ (projected / (np.maximum(eigval, 0.0) + alpha)[:, None])
         mse = float(((xv @ w + y_mean - valid[1]) ** 2).mean())
         if mse < best[0]:
             best = (mse, alpha, w)
     _, alpha, w = best
 
-    def predict(tokens: np.ndarray) -> np.ndarray:
-        return (prepare(tokens).astype(np.float64) @ w + y_mean).astype(np.float32)
+    def predict(tokens: TokenSource) -> np.ndarray:
+        return (((pooled_means(tokens) - mu) / sd) @ w + y_mean).astype(np.float32)
 
     return FittedProbe("ridge", predict, best[0], {"alpha": alpha})

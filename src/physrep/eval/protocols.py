@@ -4,8 +4,6 @@ dataset holds out parameter values); and the mean-predictor control on the same 
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -60,6 +58,7 @@ def run_probes(
                     "n_train": len(train),
                     "n_train_trajectories": len(np.unique(train.trajectory)),
                     "n_test": len(test),
+                    "tokens": emb.tokens,
                     **fitted.detail,
                 }
             )
@@ -74,7 +73,7 @@ def subset_trajectories(split: SplitEmbeddings, fraction: float, seed: int) -> S
     if fraction >= 1.0:
         return split
     keep = np.isin(split.trajectory, chosen_trajectories(split.trajectory, fraction, seed))
-    return SplitEmbeddings(*(getattr(split, f.name)[keep] for f in dataclasses.fields(split)))
+    return split.subset(keep)
 
 
 def mean_control(

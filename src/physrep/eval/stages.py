@@ -103,8 +103,8 @@ class Stage:
     `[dataset] stage: outcome (seconds)`. A stage that found its output marks itself reused.
     """
 
-    def __init__(self, log: list[dict], dataset: str, name: str):
-        self.log, self.dataset, self.name = log, dataset, name
+    def __init__(self, log: list[dict], dataset: str, name: str, echo: bool = True):
+        self.log, self.dataset, self.name, self.echo = log, dataset, name, echo
         self.reused, self.outcome = False, "done"
         self.timed = True  # False: the work was handed elsewhere, and is recorded when done
 
@@ -129,8 +129,10 @@ class Stage:
                 "reused": self.reused,
             }
         )
-        # the one-line outcome is the run's log: it prints with or without progress bars
-        tqdm.write(f"[{self.dataset}] {self.name}: {self.outcome} ({seconds:.1f} s)")
+        # the one-line outcome is the run's log: it prints with or without progress bars (and
+        # once per job: `echo` is off on a launcher's other ranks)
+        if self.echo:
+            tqdm.write(f"[{self.dataset}] {self.name}: {self.outcome} ({seconds:.1f} s)")
 
 
 def merge_timings(
