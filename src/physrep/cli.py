@@ -358,6 +358,21 @@ def _args_benchmark(p: argparse.ArgumentParser) -> None:
         "--notes", type=Path, help="a markdown file to include in results.md and the report"
     )
     p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print, per dataset and method, windows per split, optimiser steps, tokens x "
+        "width, parameters, the bytes of every checkpoint and embedding cache, and a time "
+        "estimate; compute and write nothing",
+    )
+    p.add_argument(
+        "--throughput",
+        type=Path,
+        metavar="YAML",
+        help="with --dry-run: clips/s per method for the time estimate, instead of measuring "
+        "them here, e.g. '{jepa: {train: 120.0, embed: 900.0}, features: {embed: 5000.0}}'; a "
+        "variant (jepa_paper) or random_init without an entry takes its method's",
+    )
+    p.add_argument(
         "overrides",
         nargs="*",
         metavar="key=value",
@@ -380,6 +395,14 @@ def _run_benchmark(args: argparse.Namespace, preset: str | None = None) -> int:
     bench = Benchmark(
         cfg, out, well_dir, rerun=args.rerun, progress=not args.no_progress, notes=notes, only=only
     )
+    throughput = getattr(args, "throughput", None)
+    if throughput and not args.dry_run:
+        raise PhysrepError("--throughput only shapes the estimate of --dry-run")
+    if getattr(args, "dry_run", False):
+        from physrep.eval.plan import dry_run
+
+        print(dry_run(bench, throughput))
+        return 0
     rows = bench.run()
     print(f"\n{cfg.headline_probe} probe, test MSE on normalised targets (mean ± std over seeds)")
     print(results_table(rows, probe=cfg.headline_probe))
