@@ -137,6 +137,17 @@ def test_a_dataset_can_train_one_method_longer_than_the_others(tmp_path):
     assert bench.pretrain_config("shear_flow", "jepa", 0).train.max_steps != 9
 
 
+def test_the_paper_preset_gives_each_system_its_released_recipe(tmp_path):
+    """Per-dataset pretrain overrides apply to every method of that dataset only."""
+    bench = Benchmark(load_benchmark("paper"), tmp_path)
+    bench.dataset_dirs()
+    for method in ("jepa", "videomae", "supervised"):
+        assert bench.pretrain_config("shear_flow", method, 0).train.max_epochs == 6
+        assert bench.pretrain_config("rayleigh_benard", method, 0).train.max_epochs == 30
+        assert bench.pretrain_config("active_matter", method, 0).optim.lr == 1e-3
+        assert bench.pretrain_config("shear_flow", method, 0).optim.lr == 1e-4
+
+
 def test_fraction_subsets_are_seeded_and_nested(tiny_run):
     emb = load_or_embed(FEATURES, tiny_run / "shear_flow" / "dataset", tiny_run / "check")
     train = emb.splits["train"]
