@@ -92,8 +92,10 @@ def main() -> None:
     for row in rows:
         print(json.dumps(row))
     first, last = rows[0]["peak_rss_mb"], rows[-1]["peak_rss_mb"]
-    print(f"peak RSS {last} MB at {rows[-1]['scale']}x vs {first} MB at {rows[0]['scale']}x: "
-          f"{100 * (last / first - 1):+.0f} % (target < +25 %)")
+    print(
+        f"peak RSS {last} MB at {rows[-1]['scale']}x vs {first} MB at {rows[0]['scale']}x: "
+        f"{100 * (last / first - 1):+.0f} % (target < +25 %)"
+    )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
 

@@ -70,11 +70,9 @@ class SplitEmbeddings:
             self.tokens.subset(keep), *(getattr(self, name)[keep] for name in ARRAYS)
         )
 
-    def pooled(self, batch: int = 256) -> np.ndarray:
-        """(N, D) float64 mean over each window's tokens, read `batch` windows at a time."""
-        width = self.tokens.token_shape[-1]
-        parts = [t.mean(1, dtype=np.float64) for t in self.tokens.batches(batch)]
-        return np.concatenate(parts) if parts else np.zeros((0, width))
+    def pooled(self) -> np.ndarray:
+        """(N, D) float64 mean over each window's tokens, read a batch at a time."""
+        return self.tokens.means()
 
 
 @dataclass
@@ -277,7 +275,7 @@ def _finish(partial, path, key, windows, world, dtype, tokens, provenance) -> No
             shapes = [p.token_shape for p in parts if len(p)]
             writer = TokenWriter(joined, len(w), dtype)
             for p in parts:
-                for chunk in p.batches(256):
+                for chunk in p.batches():
                     writer.append(torch.from_numpy(chunk))
             writer.close(shapes[0] if shapes else (1, 1))
             for p in parts:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -83,7 +83,6 @@ class FittedProbe:
 
 
 TokenSource = TokenRows | np.ndarray
-READ_BATCH = 256  # windows read at a time for statistics, evaluation and prediction
 
 
 def fit_probe(
@@ -110,7 +109,7 @@ def fit_probe(
         mu, sd = _token_moments(x_train)
         inputs = _Standardised(x_train, mu, sd)
     else:  # the others read mean-pooled tokens
-        pooled = pooled_means(x_train)
+        pooled = x_train.means()
         mu, sd = pooled.mean(0), _floor(pooled.std(0))
         inputs = _Standardised(pooled, mu, sd)
     d, p = x_train.token_shape[-1], y_train.shape[-1]
@@ -126,13 +125,6 @@ def fit_probe(
     return _fit_sgd(kind, model.to(device), inputs, y_train, valid, cfg, seed, device)
 
 
-def pooled_means(tokens: TokenSource) -> np.ndarray:
-    """(N, D) float64 mean of each window's tokens, read a batch of windows at a time."""
-    rows = _rows(tokens)
-    parts = [t.mean(1, dtype=np.float64) for t in rows.batches(READ_BATCH)]
-    return np.concatenate(parts) if parts else np.zeros((0, rows.token_shape[-1]))
-
-
 def _rows(tokens: TokenSource) -> TokenRows:
     return tokens if isinstance(tokens, TokenRows) else TokenRows(np.asarray(tokens))
 
@@ -146,11 +138,12 @@ def _token_moments(x: TokenRows) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std of each feature over every token of every window, in one pass (sums
     taken about the first batch's mean, so a large offset costs no precision)."""
     shift, n, s1, s2 = None, 0, 0.0, 0.0
-    for batch in x.batches(READ_BATCH):
-        flat = batch.reshape(-1, batch.shape[-1]).astype(np.float64)
-        shift = flat.mean(0) if shift is None else shift
-        centred = flat - shift
-        n, s1, s2 = n + len(flat), s1 + centred.sum(0), s2 + (centred**2).sum(0)
+    for batch in x.batches():
+        centred = batch.reshape(-1, batch.shape[-1]).astype(np.float64)
+        shift = centred.mean(0) if shift is None else shift
+        centred -= shift
+        n, s1 = n + len(centred), s1 + centred.sum(0)
+        s2 = s2 + np.square(centred, out=centred).sum(0)
     mean = s1 / n
     return shift + mean, _floor(np.sqrt(np.maximum(s2 / n - mean**2, 0.0)))
 
@@ -160,7 +153,9 @@ class _Standardised:
     (attentive) or pooled window means held in memory (the others)."""
 
     def __init__(self, source: TokenRows | np.ndarray, mu: np.ndarray, sd: np.ndarray):
-        self.source, self.mu, self.sd = source, mu, sd
+        # float32 statistics: the standardised batch is float32 anyway, and float64 would
+        # double the transient memory of every batch
+        self.source, self.mu, self.sd = source, mu.astype(np.float32), sd.astype(np.float32)
 
     def __len__(self) -> int:
         return len(self.source)
@@ -172,8 +167,14 @@ class _Standardised:
 
     def like(self, tokens: TokenSource) -> _Standardised:
         """Other tokens (valid, test) in the same form and the same standardisation."""
-        source = _rows(tokens) if isinstance(self.source, TokenRows) else pooled_means(tokens)
+        source = _rows(tokens) if isinstance(self.source, TokenRows) else _rows(tokens).means()
         return _Standardised(source, self.mu, self.sd)
+
+    def spans(self) -> Iterator[np.ndarray]:
+        """Positions of every row in order, a bounded read at a time."""
+        if isinstance(self.source, TokenRows):
+            return self.source.spans()
+        return iter(np.array_split(np.arange(len(self)), max(1, len(self) // 4096)))
 
 
 def _fit_sgd(kind, model, inputs, y_train, valid, cfg: ProbeConfig, seed, device) -> FittedProbe:
@@ -222,14 +223,7 @@ def _fit_sgd(kind, model, inputs, y_train, valid, cfg: ProbeConfig, seed, device
 def _predict(model: nn.Module, inputs: _Standardised, device) -> torch.Tensor:
     model.eval()
     with torch.inference_mode():
-        parts = [
-            model(
-                torch.from_numpy(inputs.get(np.arange(i, min(i + READ_BATCH, len(inputs))))).to(
-                    device
-                )
-            )
-            for i in range(0, len(inputs), READ_BATCH)
-        ]
+        parts = [model(torch.from_numpy(inputs.get(i)).to(device)) for i in inputs.spans()]
     return torch.cat(parts) if parts else torch.zeros(0, device=device)
 
 
@@ -238,8 +232,7 @@ def _fit_ridge(x: TokenRows, y: np.ndarray, valid, alphas: list[float]) -> Fitte
     once: the normal equations are summed over one pass of the train tokens (about the first
     batch's mean, for precision) and solved through one eigendecomposition."""
     shift, n, s1, sxx, sxy, sy = None, 0, 0.0, 0.0, 0.0, 0.0
-    for start in range(0, len(x), READ_BATCH):
-        index = np.arange(start, min(start + READ_BATCH, len(x)))
+    for index in x.spans():
         pooled, target = x.read(index).mean(1, dtype=np.float64), y[index].astype(np.float64)
         shift = pooled.mean(0) if shift is None else shift
         centred = pooled - shift
@@ -251,7 +244,7 @@ def _fit_ridge(x: TokenRows, y: np.ndarray, valid, alphas: list[float]) -> Fitte
     mu, sd = shift + mean, _floor(np.sqrt(np.maximum(np.diag(scatter) / n, 0.0)))
     eigval, eigvec = np.linalg.eigh(scatter / np.outer(sd, sd))
     projected = eigvec.T @ (cross / sd[:, None])
-    xv = (pooled_means(valid[0]) - mu) / sd
+    xv = (_rows(valid[0]).means() - mu) / sd
     best = (math.inf, None, None)
     for alpha in alphas:
         w = eigvec @ (projected / (np.maximum(eigval, 0.0) + alpha)[:, None])
@@ -261,6 +254,6 @@ def _fit_ridge(x: TokenRows, y: np.ndarray, valid, alphas: list[float]) -> Fitte
     _, alpha, w = best
 
     def predict(tokens: TokenSource) -> np.ndarray:
-        return (((pooled_means(tokens) - mu) / sd) @ w + y_mean).astype(np.float32)
+        return (((_rows(tokens).means() - mu) / sd) @ w + y_mean).astype(np.float32)
 
     return FittedProbe("ridge", predict, best[0], {"alpha": alpha})

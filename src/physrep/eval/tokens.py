@@ -23,6 +23,7 @@ from physrep.errors import PhysrepError
 
 # storage dtype name -> the numpy dtype of the words on disk
 STORAGE = {"float32": np.float32, "float16": np.float16, "bfloat16": np.uint16}
+READ_BYTES = 32 << 20  # float32 bytes read at a time: what bounds a reader's memory
 
 
 def to_storage(tokens: torch.Tensor, dtype: str) -> np.ndarray:
@@ -137,10 +138,21 @@ class TokenRows:
         out[order] = from_storage(words, self.dtype)
         return out
 
-    def batches(self, size: int) -> Iterator[np.ndarray]:
-        """Every row in order, `size` at a time."""
+    def spans(self, size: int | None = None) -> Iterator[np.ndarray]:
+        """Positions of every row in order, `size` at a time (default: READ_BYTES' worth)."""
+        size = size or max(1, READ_BYTES // (4 * int(np.prod(self.token_shape))))
         for start in range(0, len(self), size):
-            yield self.read(np.arange(start, min(start + size, len(self))))
+            yield np.arange(start, min(start + size, len(self)))
+
+    def batches(self, size: int | None = None) -> Iterator[np.ndarray]:
+        """Every row's float32 tokens in order, a span at a time."""
+        for index in self.spans(size):
+            yield self.read(index)
+
+    def means(self) -> np.ndarray:
+        """(rows, width) float64 mean of each row's tokens, read a span at a time."""
+        parts = [t.mean(1, dtype=np.float64) for t in self.batches()]
+        return np.concatenate(parts) if parts else np.zeros((0, self.token_shape[-1]))
 
     def __getitem__(self, index) -> np.ndarray:
         if isinstance(index, (int, np.integer)):
