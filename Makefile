@@ -32,7 +32,7 @@ test: venv
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -m "not slow"
 
-# The `paper` preset at The Well's real shapes (tests/test_paper_shapes.py): ~15 min on 2 cores.
+# The `paper` preset at The Well's real shapes (tests/test_paper_shapes.py): ~10 min, ~8 GB RAM.
 test-slow: venv
 	$(BIN)/python -m pytest -m slow
 
