@@ -13,7 +13,7 @@ EXTRAS  := $(if $(HAVE_DEDALUS_LIBS),dev$(comma)dedalus,dev)
 STAMP   := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 DEMO_OUT ?= runs/demo
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test test-slow lint bench clean
 
 venv: $(STAMP)
 
@@ -30,7 +30,11 @@ demo: venv
 
 test: venv
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow"
+
+# The `paper` preset at The Well's real shapes (tests/test_paper_shapes.py): ~10 min, ~8 GB RAM.
+test-slow: venv
+	$(BIN)/python -m pytest -m slow
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks

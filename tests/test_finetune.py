@@ -55,6 +55,31 @@ def test_fraction_trains_on_fewer_trajectories(data, autoregressive):
     assert half.n_train < full.n_train
 
 
+def test_windows_are_streamed_batch_by_batch(data, autoregressive, monkeypatch):
+    """At the paper's sizes a window is tens of MB: fine-tuning must read a batch at a time,
+    never a whole split before the first step."""
+    from physrep.data.windows import WellWindows
+    from physrep.eval.finetune import FineTuner
+
+    read, seen = [0], []
+    get, forward = WellWindows.__getitem__, FineTuner.forward
+
+    def counting_get(self, i):
+        read[0] += 1
+        return get(self, i)
+
+    def recording_forward(self, context):
+        seen.append(read[0])
+        return forward(self, context)
+
+    monkeypatch.setattr(WellWindows, "__getitem__", counting_get)
+    monkeypatch.setattr(FineTuner, "forward", recording_forward)
+    cfg = FinetuneConfig(epochs=1, batch_size=2, width=32, heads=4)
+    result = finetune(autoregressive, data, cfg, seed=0, splits=())
+    assert result.n_train > 4  # more windows than the first step reads
+    assert seen[0] <= 1 + cfg.batch_size  # the head's width probe, then one batch
+
+
 def test_fields_in_another_order_are_refused(data, autoregressive, tmp_path):
     payload = torch.load(autoregressive, weights_only=True)
     payload["fields"] = list(reversed(payload["fields"]))

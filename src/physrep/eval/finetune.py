@@ -6,9 +6,11 @@ on the last time step's tokens and kept the best validation checkpoint; `finetun
 for any exported encoder (the benchmark does it for `autoregressive`), on the windows, the
 trajectory fractions and the seeds the probes use, so its rows sit in the same tables.
 
-The windows of a split are read once into memory (a few hundred at CPU sizes), so an epoch
-costs only the model, and the encoder is checked against the data's fields, in order: a model
-fed its channels in the wrong order (the released MPP code's no-op reorder) fails loudly.
+The windows are streamed from the files batch by batch, as pretraining reads them: at the
+paper's sizes one window is 16 x 224 x 224 x C floats (35 MB for active_matter's 11 channels),
+so a split held in memory would need hundreds of GB. The encoder is checked against the data's
+fields, in order: a model fed its channels in the wrong order (the released MPP code's no-op
+reorder) fails loudly.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import Subset
 
 from physrep.data.targets import ParamTargets
 from physrep.data.windows import WellWindows, make_loader
@@ -85,15 +87,15 @@ class FineTuner(pl.LightningModule):
     def forward(self, context: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder.encode(context))
 
-    def training_step(self, batch, batch_idx):
-        context, params, _ = batch
-        loss = F.mse_loss(self(context), params)
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        params = batch["params"]
+        loss = F.mse_loss(self(batch["context"]), params)
         self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, batch_size=len(params))
         return loss
 
-    def validation_step(self, batch, batch_idx):
-        context, params, _ = batch
-        loss = F.mse_loss(self(context), params, reduction="sum") / params.shape[1]
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        params = batch["params"]
+        loss = F.mse_loss(self(batch["context"]), params, reduction="sum") / params.shape[1]
         self._valid_sum += float(loss)
         self._valid_n += len(params)
 
@@ -142,14 +144,16 @@ class _LossGuard(pl.Callback):
         self.losses.append(loss)
 
 
-def _tensors(windows: WellWindows, keep: np.ndarray | None = None) -> TensorDataset:
-    """Every (context, params, trajectory) of `windows` (or of trajectories `keep`)."""
-    index = np.arange(len(windows))
-    if keep is not None:
-        index = index[np.isin(windows.window_trajectory, keep)]
-    items = [windows[int(i)] for i in index]
-    return TensorDataset(
-        *(torch.stack([it[k] for it in items]) for k in ("context", "params", "trajectory"))
+def _predict(module: FineTuner, windows: WellWindows, batch_size: int) -> SplitPrediction:
+    """The module's estimates for every window of `windows`, read batch by batch in order."""
+    preds, params, trajectory = [], [], []
+    with torch.inference_mode():
+        for batch in make_loader(windows, batch_size, shuffle=False, pin_memory=False):
+            preds.append(module(batch["context"]))
+            params.append(batch["params"])
+            trajectory.append(batch["trajectory"])
+    return SplitPrediction(
+        torch.cat(preds).numpy(), torch.cat(params).numpy(), torch.cat(trajectory).numpy()
     )
 
 
@@ -177,10 +181,10 @@ def finetune(
     train_windows = WellWindows(data_dir, "train", wcfg)
     check_fields(encoder, train_windows.field_names, data_dir)
     keep = chosen_trajectories(train_windows.window_trajectory, fraction, seed)
-    train = _tensors(train_windows, keep)
-    valid = _tensors(WellWindows(data_dir, "valid", wcfg, targets=train_windows.targets))
+    train = Subset(train_windows, np.flatnonzero(np.isin(train_windows.window_trajectory, keep)))
+    valid = WellWindows(data_dir, "valid", wcfg, targets=train_windows.targets)
     with torch.no_grad():
-        dim = encoder.encode(train.tensors[0][:1]).shape[-1]
+        dim = encoder.encode(train[0]["context"][None]).shape[-1]
     module = FineTuner(encoder, len(train_windows.param_names), dim, cfg)
     guard = _LossGuard()
     with lightning_messages(quiet=True):
@@ -198,18 +202,18 @@ def finetune(
             callbacks=[guard],
         )
         shuffle = make_loader(train, cfg.batch_size, shuffle=True, seed=seed, pin_memory=False)
-        ordered = DataLoader(valid, batch_size=cfg.batch_size * 4)
+        ordered = make_loader(valid, cfg.batch_size * 4, shuffle=False, pin_memory=False)
         trainer.fit(module, shuffle, ordered)
     module.load_state_dict(module.best_state)
     module.eval()
-    predicted = {}
-    for split in splits:
-        context, params, trajectory = _tensors(
-            WellWindows(data_dir, split, wcfg, targets=train_windows.targets)
-        ).tensors
-        with torch.inference_mode():
-            pred = torch.cat([module(c) for c in context.split(cfg.batch_size * 4)])
-        predicted[split] = SplitPrediction(pred.numpy(), params.numpy(), trajectory.numpy())
+    predicted = {
+        split: _predict(
+            module,
+            WellWindows(data_dir, split, wcfg, targets=train_windows.targets),
+            cfg.batch_size * 4,
+        )
+        for split in splits
+    }
     return FinetuneResult(
         splits=predicted,
         targets=train_windows.targets,
