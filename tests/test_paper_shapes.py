@@ -7,7 +7,7 @@ model sizes untouched. Only counts are cut: one parameter combination per datase
 trajectory per split, 32 steps (one window of 16 context + 16 target frames), one optimiser
 step of batch 1, one seed, the full training fraction, one probe and fine-tuning epoch.
 
-Slow (9.5 to 10.5 minutes and 7.7 to 7.9 GB peak RSS on 2 shared CPU cores, one thread):
+Slow (9 min 31 s and 7.9 GB peak RSS alone on 2 CPU cores, one thread; 9.5 to 10.5 min shared):
 `make test-slow` runs it, `make test` does not. Its folders (about 6 GB, mostly checkpoints)
 are deleted afterwards.
 """
