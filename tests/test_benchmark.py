@@ -122,6 +122,16 @@ def test_held_out_values_never_reach_training(tiny_run):
         assert record["targets"]["names"] == ["Reynolds", "Schmidt"]
 
 
+def test_rows_carry_calibrated_intervals_and_the_tables_show_them(tiny_run):
+    rows = read_results(tiny_run / "results.json")
+    probed = [r for r in rows if not r["method"].endswith("_finetuned")]
+    assert probed and all("coverage_90" in r and "crps" in r for r in probed)
+    for r in probed:  # nested intervals: the 90 % one covers whatever the 50 % one does
+        assert 0 <= r["coverage_50"] <= r["coverage_90"] <= 1
+        assert 0 < r["width_50_Reynolds"] < r["width_90_Reynolds"]
+    assert "Calibrated intervals, per trajectory" in (tiny_run / "results.md").read_text()
+
+
 def test_a_dataset_can_train_one_method_longer_than_the_others(tmp_path):
     """Per-dataset method overrides apply after the preset-wide ones, to that dataset only."""
     cfg = load_benchmark(

@@ -8,8 +8,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from physrep.eval.embed import Embeddings, SplitEmbeddings, chosen_trajectories
-from physrep.eval.metrics import estimate_metrics
+from physrep.eval.metrics import estimate_metrics, per_trajectory
 from physrep.eval.probes import ProbeConfig, fit_probe
+from physrep.eval.uncertainty import GaussianScale, interval_metrics
 
 TEST_SPLITS = ("test", "test_ood")
 
@@ -47,6 +48,7 @@ def run_probes(
         fitted = fit_probe(
             probe, (train.tokens, train.params), (valid.tokens, valid.params), probe_cfg, seed
         )
+        scale = fit_scale(fitted.predict(valid.tokens), valid)
         for split in (s for s in TEST_SPLITS if s in emb.splits):
             test = emb.splits[split]
             pred = fitted.predict(test.tokens)
@@ -54,6 +56,7 @@ def run_probes(
                 {
                     **row_key(dataset, method, probe, split, fraction, seed, pretrain_seed),
                     **estimate_metrics(pred, test.params, test.trajectory, emb.targets),
+                    **trajectory_intervals(pred, test, scale, emb),
                     "valid_mse": fitted.valid_mse,
                     "n_train": len(train),
                     "n_train_trajectories": len(np.unique(train.trajectory)),
@@ -84,13 +87,37 @@ def mean_control(
     for fraction in fractions:
         for seed in seeds:
             train = subset_trajectories(emb.splits["train"], fraction, seed)
+            mean = train.params.mean(0)
+            valid = emb.splits["valid"]
+            scale = fit_scale(np.broadcast_to(mean, valid.params.shape), valid)
             for split in (s for s in TEST_SPLITS if s in emb.splits):
                 test = emb.splits[split]
-                pred = np.broadcast_to(train.params.mean(0), test.params.shape)
+                pred = np.broadcast_to(mean, test.params.shape)
                 metrics = estimate_metrics(pred, test.params, test.trajectory, emb.targets)
+                metrics.update(trajectory_intervals(pred, test, scale, emb))
                 key = row_key(dataset, "mean", "none", split, fraction, seed, 0)
                 rows.append({**key, **metrics, "n_train": len(train), "n_test": len(test)})
     return rows
+
+
+def fit_scale(pred: np.ndarray, valid: SplitEmbeddings) -> GaussianScale:
+    """The error scale of trajectory estimates on `valid` (window predictions `pred`)."""
+    trajectory = valid.trajectory
+    return GaussianScale.fit(
+        per_trajectory(pred, trajectory), per_trajectory(valid.params, trajectory)
+    )
+
+
+def trajectory_intervals(
+    pred: np.ndarray, test: SplitEmbeddings, scale: GaussianScale, emb: Embeddings
+) -> dict[str, float]:
+    """Coverage, widths, NLL and CRPS of the calibrated intervals, per trajectory."""
+    return interval_metrics(
+        per_trajectory(pred, test.trajectory),
+        per_trajectory(test.params, test.trajectory),
+        scale,
+        emb.targets,
+    )
 
 
 def row_key(dataset, method, probe, split, fraction, seed, pretrain_seed) -> dict:

@@ -126,12 +126,35 @@ def parameter_table(
     chosen = select_rows(rows, probe, split, fraction, dataset)
     keys = dict.fromkeys(key for row in chosen for key in row)
     metrics = [key for key in keys if key.startswith("mse_")] + [k for k in keys if k == "traj_mse"]
+    what = f"{dataset}, probe {probe}, split {split}, fraction {fraction:g}"
+    return _metrics_table(chosen, metrics, what)
+
+
+def calibration_table(
+    rows: Sequence[Row],
+    dataset: str,
+    probe: str = DEFAULT_HEADLINE_PROBE,
+    split: str = "test",
+    fraction: float = 1.0,
+) -> str:
+    """Methods × the calibrated intervals' coverage (50 %, 90 %), 90 % widths in physical
+    units, NLL and CRPS, per trajectory, for a dataset."""
+    chosen = select_rows(rows, probe, split, fraction, dataset)
+    keys = dict.fromkeys(key for row in chosen for key in row)
+    metrics = [k for k in ("coverage_50", "coverage_90") if k in keys]
+    metrics += [k for k in keys if k.startswith("width_90_")]
+    metrics += [k for k in ("nll", "crps") if k in keys]
+    what = f"{dataset}, probe {probe}, split {split}, fraction {fraction:g}"
+    return _metrics_table(chosen, metrics, what)
+
+
+def _metrics_table(chosen: Sequence[Row], metrics: Sequence[str], what: str) -> str:
+    """Methods × `metrics`, each cell mean ± std over the rows of that method."""
     stats = {
         (method, metric): value
         for metric in metrics
         for (method,), value in summarise(chosen, by=("method",), metric=metric).items()
     }
-    what = f"{dataset}, probe {probe}, split {split}, fraction {fraction:g}"
     return _method_table(chosen, metrics, stats, what)
 
 
@@ -211,6 +234,14 @@ def _dataset_md(rows: Sequence[Row], probe: str) -> str:
             f"### Data efficiency: MSE by fraction of training data ({probe} probe, test split)",
             efficiency_table(rows, dataset, probe=probe),
         ]
+        if any("coverage_90" in row for row in rows if row["dataset"] == dataset):
+            parts += [
+                f"### Calibrated intervals, per trajectory ({probe} probe, test split)",
+                "Each estimate is a Gaussian whose scale is the probe's RMS error on the valid "
+                "trajectories; nominal coverage is 0.50 and 0.90. Widths in physical units; "
+                "NLL and CRPS in normalised units (lower is better).",
+                calibration_table(rows, dataset, probe=probe),
+            ]
     return "\n\n".join(parts)
 
 

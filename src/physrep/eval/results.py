@@ -25,9 +25,9 @@ ROW_KEYS = ("dataset", "method", "probe", "split", "fraction", "seed", "mse")
 STR_KEYS = ("dataset", "method", "probe", "split")
 INT_KEYS = ("seed", "pretrain_seed", "n_train", "n_test")
 # Errors (non-negative) and scores (any finite value), by key prefix.
-ERROR_PREFIXES = ("mse_", "traj_mse_", "mae_")
-ERROR_KEYS = ("mse", "traj_mse")
-SCORE_PREFIXES = ("r2_",)
+ERROR_PREFIXES = ("mse_", "traj_mse_", "mae_", "width_")
+ERROR_KEYS = ("mse", "traj_mse", "crps")
+SCORE_PREFIXES = ("r2_", "coverage_", "nll")
 # Rows that agree on all of these are the same measurement written twice.
 IDENTITY_KEYS = ("dataset", "method", "probe", "split", "fraction", "seed", "pretrain_seed")
 
