@@ -52,3 +52,11 @@ def written_velocity(tmp_path):
             return h5["t1_fields/velocity"][...]
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The `tiny` benchmark, run once per session (a real simulation, every method)."""
+    out = tmp_path_factory.mktemp("bench")
+    assert main(["benchmark", "--preset", "tiny", "--out", str(out), "--no-progress"]) == 0
+    return out

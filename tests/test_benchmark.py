@@ -20,15 +20,6 @@ PROBED = {
 METHODS = {"mean", "autoregressive_finetuned", *PROBED}
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from physrep.cli import main
-
-    out = tmp_path_factory.mktemp("bench")
-    assert main(["benchmark", "--preset", "tiny", "--out", str(out), "--no-progress"]) == 0
-    return out
-
-
 def test_results_cover_every_method_probe_split_fraction_and_seed(tiny_run):
     rows = read_results(tiny_run / "results.json")  # validates the schema
     cfg = load_benchmark("tiny")

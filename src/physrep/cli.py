@@ -455,6 +455,42 @@ def _csv(text: str, kind: type) -> list:
         raise PhysrepError(f"'{text}' is not a comma-separated list of {kind.__name__}") from None
 
 
+def _args_estimate(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "run_dir",
+        metavar="RUN",
+        type=Path,
+        help="a benchmark folder (it keeps each source's probe)",
+    )
+    p.add_argument("files", type=Path, nargs="+", help="Well-format files, or folders of them")
+    p.add_argument("--dataset", help="which of the run's datasets (when it has several)")
+    p.add_argument("--method", default="jepa", help="the encoder (default: jepa)")
+    p.add_argument("--probe", help="the probe (default: the run's headline probe)")
+    p.add_argument("--pretrain-seed", type=int, help="default: the newest saved probe")
+    p.add_argument("--level", type=float, default=0.9, help="interval level (default: 0.9)")
+    p.add_argument("--out", type=Path, help="also write the estimates to this CSV file")
+
+
+def _run_estimate(args: argparse.Namespace) -> int:
+    from physrep.eval.estimate import run_estimate
+    from physrep.eval.report import recorded_headline_probe
+
+    probe = args.probe or recorded_headline_probe(args.run_dir)
+    print(
+        run_estimate(
+            args.run_dir,
+            args.files,
+            args.dataset,
+            args.method,
+            probe,
+            args.pretrain_seed,
+            args.level,
+            args.out,
+        )
+    )
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "benchmark": (
         "simulate, pretrain, embed, probe and report a benchmark preset",
@@ -464,6 +500,11 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "demo": ("the embedded demo: the `demo` benchmark on shear_flow", _args_demo, _run_demo),
     "embed": ("cache frozen embeddings of every split of a dataset", _args_embed, _run_embed),
     "probe": ("train probes on frozen embeddings, print test errors", _args_probe, _run_probe),
+    "estimate": (
+        "estimate the parameters of new runs, with intervals, from a benchmark's probes",
+        _args_estimate,
+        _run_estimate,
+    ),
     "report": (
         "rewrite results.md and report.html of a benchmark folder",
         _args_report,

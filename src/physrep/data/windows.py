@@ -75,6 +75,8 @@ class WellWindows(Dataset):
 
     `targets` carries the train split's parameter statistics; leave it None on the train split
     and pass `train.targets` to the valid and test splits, so all three share one scale.
+    With `require_params=False` files may lack the parameters (a new run whose parameters are
+    to be estimated); their targets are NaN.
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class WellWindows(Dataset):
         split: str,
         cfg: WindowConfig | None = None,
         targets: ParamTargets | None = None,
+        require_params: bool = True,
     ):
         self.root = Path(root)
         self.split = split
@@ -114,7 +117,7 @@ class WellWindows(Dataset):
         self.targets = targets
         self.param_names = targets.names
         missing = [n for n in targets.names if n not in first.params]
-        if missing:
+        if missing and require_params:
             raise DataError(f"parameter '{missing[0]}' is not in this split's files", first.path)
 
         extent = 2 * cfg.frames
@@ -182,8 +185,11 @@ class WellWindows(Dataset):
         self._well_index = np.asarray(index, dtype=np.int64)
         self.window_trajectory = np.asarray([o[0] for o in owner], dtype=np.int64)
         self.window_start = np.asarray([o[1] for o in owner], dtype=np.int64)
-        raw = np.array(
-            [[files[f].params[n] for n in self.param_names] for f, _ in self.trajectories]
+        raw = np.array(  # NaN where a file does not state a parameter (a new observation)
+            [
+                [files[f].params.get(n, np.nan) for n in self.param_names]
+                for f, _ in self.trajectories
+            ]
         )
         self.trajectory_params_raw = raw
         self._trajectory_params = torch.as_tensor(targets.encode(raw), dtype=torch.float32)

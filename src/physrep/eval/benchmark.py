@@ -37,6 +37,7 @@ from physrep.eval.finetune import FinetuneConfig
 from physrep.eval.metrics import embedding_diagnostics
 from physrep.eval.probes import PROBES, ProbeConfig
 from physrep.eval.protocols import TEST_SPLITS, mean_control, run_probes
+from physrep.eval.saved import save_probe, saved_probe_file
 from physrep.eval.stages import Stage, check_stage, clear, merge_timings, summary
 
 # jepa_released needs the paper's code (key pretrain_overrides.jepa_released.code, or
@@ -449,6 +450,12 @@ class Benchmark:
                     name, method, pretrain_seed, probe, split, seed, pred, test, emb
                 )
 
+        def save(probe, fraction, seed, fitted, scale):
+            if fraction == 1.0 and seed == cfg.probe_seeds[0]:
+                path = saved_probe_file(self.out / name, method, pretrain_seed, probe, key)
+                source = {"dataset": name, "method": method, "pretrain_seed": pretrain_seed}
+                save_probe(path, fitted, scale, emb.targets, {**source, **emb.source, "key": key})
+
         rows = run_probes(
             name,
             method,
@@ -461,6 +468,7 @@ class Benchmark:
             pretrain_seed=pretrain_seed,
             on_prediction=keep,
             progress=self.progress,
+            on_fit=save,
         )
         write_text_atomic(cache, json.dumps(rows, indent=1) + "\n")
         headline = [

@@ -47,6 +47,7 @@ FEATURES_VERSION = "1"  # bump when physics_features changes, so old caches are 
 EVAL_SPLITS = ("train", "valid", "test", "test_ood")
 EMBED_DTYPES = ("float32", "float16", "bfloat16")  # storage; probes always read float32
 ARRAYS = ("params", "params_raw", "trajectory", "start")  # per window, kept beside the tokens
+SOURCE_KEYS = ("source", "source_id", "windows", "fields", "resolution", "stats", "dtype", "tokens")
 
 
 @dataclass
@@ -83,6 +84,9 @@ class Embeddings:
     path: Path  # the cache folder
     cached: bool = False  # read from the cache rather than computed by this call
     tokens: str = "all"  # "all", or "pooled-N" when each window's tokens were pooled to N
+    # what made them: the source (encoder file or "features") and its digest, the windows,
+    # the data's fields, the storage (what a saved probe needs to embed a new run alike)
+    source: dict = dataclasses.field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -253,7 +257,15 @@ def load_or_embed(
             writer.close()
     barrier(world)
     if rank == 0:
-        provenance = {"source": str(source), "source_id": source_id, "data": str(data_dir)}
+        provenance = {
+            "source": FEATURES if encoder is None else str(Path(source).resolve()),
+            "source_id": source_id,
+            "data": str(data_dir),
+            "windows": to_dict(cfg),
+            "fields": list(train.field_names),
+            "resolution": list(train.info.first.resolution),
+            "stats": stats.read_text() if (stats := data_dir / "stats.yaml").is_file() else None,
+        }
         _finish(partial, path, key, windows, world, dtype, tokens, provenance)
     barrier(world)
     made = _read(path, key)
@@ -325,6 +337,7 @@ def _read(path: Path, key: str) -> Embeddings | None:
     except (OSError, ValueError, KeyError, TypeError, EOFError, PhysrepError):
         return None
     order = [s for s in EVAL_SPLITS if s in splits] + sorted(set(splits) - set(EVAL_SPLITS))
+    source = {k: meta[k] for k in SOURCE_KEYS if k in meta}
     return Embeddings(
-        {s: splits[s] for s in order}, targets, key, path, cached=True, tokens=meta["tokens"]
+        {s: splits[s] for s in order}, targets, key, path, True, meta["tokens"], source
     )

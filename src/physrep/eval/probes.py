@@ -13,6 +13,7 @@ with linear warmup and cosine decay; the epoch with the lowest `valid` MSE is ke
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -80,6 +81,9 @@ class FittedProbe:
     predict: Callable[[TokenSource], np.ndarray]  # tokens (N, n, D) -> normalised targets (N, P)
     valid_mse: float
     detail: dict  # best epoch, or the chosen ridge alpha
+    # everything `predictor` needs to rebuild `predict` (arrays and plain values): what a
+    # saved probe stores
+    state: dict = field(default_factory=dict)
 
 
 TokenSource = TokenRows | np.ndarray
@@ -114,15 +118,56 @@ def fit_probe(
         inputs = _Standardised(pooled, mu, sd)
     d, p = x_train.token_shape[-1], y_train.shape[-1]
     torch.manual_seed(seed)
+    model = build_head(kind, d, p, cfg).to(device)
+    fitted = _fit_sgd(kind, model, inputs, y_train, valid, cfg, seed, device)
+    fitted.state = {
+        "kind": kind,
+        "dims": [d, p],
+        "config": dataclasses.asdict(cfg),
+        "mu": mu,
+        "sd": sd,
+        "weights": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+    }
+    return fitted
+
+
+def build_head(kind: str, in_dim: int, out_dim: int, cfg: ProbeConfig) -> nn.Module:
+    """The untrained head of an SGD-trained probe."""
     if kind == "attentive":
-        model: nn.Module = AttentiveProbe(d, p, cfg.width, cfg.heads, cfg.mlp_ratio)
-    elif kind == "linear":
-        model = nn.Linear(d, p)
-    else:
-        model = nn.Sequential(
-            nn.Linear(d, cfg.hidden), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, p)
-        )
-    return _fit_sgd(kind, model.to(device), inputs, y_train, valid, cfg, seed, device)
+        return AttentiveProbe(in_dim, out_dim, cfg.width, cfg.heads, cfg.mlp_ratio)
+    if kind == "linear":
+        return nn.Linear(in_dim, out_dim)
+    return nn.Sequential(
+        nn.Linear(in_dim, cfg.hidden),
+        nn.GELU(),
+        nn.Dropout(cfg.dropout),
+        nn.Linear(cfg.hidden, out_dim),
+    )
+
+
+def predictor(
+    state: dict, device: torch.device | str = "cpu"
+) -> Callable[[TokenSource], np.ndarray]:
+    """A fitted probe's `predict`, rebuilt from its `state` (as saved, or just fitted)."""
+    if state["kind"] == "ridge":
+        mu, sd, w, y_mean = (state[k] for k in ("mu", "sd", "w", "y_mean"))
+
+        def ridge(tokens: TokenSource) -> np.ndarray:
+            return (((_rows(tokens).means() - mu) / sd) @ w + y_mean).astype(np.float32)
+
+        return ridge
+    cfg = ProbeConfig(**state["config"])
+    model = build_head(state["kind"], *state["dims"], cfg)
+    model.load_state_dict(state["weights"])
+    model.to(device).eval()
+    pooled = state["kind"] != "attentive"
+
+    def predict(tokens: TokenSource) -> np.ndarray:
+        rows = _rows(tokens)
+        inputs = _Standardised(rows.means() if pooled else rows, state["mu"], state["sd"])
+        return _predict(model, inputs, device).cpu().numpy()
+
+    return predict
 
 
 def _rows(tokens: TokenSource) -> TokenRows:
@@ -252,8 +297,5 @@ def _fit_ridge(x: TokenRows, y: np.ndarray, valid, alphas: list[float]) -> Fitte
         if mse < best[0]:
             best = (mse, alpha, w)
     _, alpha, w = best
-
-    def predict(tokens: TokenSource) -> np.ndarray:
-        return (((_rows(tokens).means() - mu) / sd) @ w + y_mean).astype(np.float32)
-
-    return FittedProbe("ridge", predict, best[0], {"alpha": alpha})
+    state = {"kind": "ridge", "mu": mu, "sd": sd, "w": w, "y_mean": y_mean}
+    return FittedProbe("ridge", predictor(state), best[0], {"alpha": alpha}, state)

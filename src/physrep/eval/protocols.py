@@ -27,10 +27,12 @@ def run_probes(
     pretrain_seed: int = 0,
     on_prediction=None,
     progress: bool = True,
+    on_fit=None,
 ) -> list[dict]:
     """Fit every probe × fraction × seed on `emb` (train; selected on valid) and score it on
     each test split present. Fractions below 1 run only for `efficiency_probes` (default: all).
-    `on_prediction(probe, split, fraction, seed, pred, test)` sees every prediction."""
+    `on_prediction(probe, split, fraction, seed, pred, test)` sees every prediction and
+    `on_fit(probe, fraction, seed, fitted, scale)` every fitted probe with its error scale."""
     efficiency = probes if efficiency_probes is None else efficiency_probes
     jobs = [
         (probe, fraction, seed)
@@ -49,6 +51,8 @@ def run_probes(
             probe, (train.tokens, train.params), (valid.tokens, valid.params), probe_cfg, seed
         )
         scale = fit_scale(fitted.predict(valid.tokens), valid)
+        if on_fit is not None:
+            on_fit(probe, fraction, seed, fitted, scale)
         for split in (s for s in TEST_SPLITS if s in emb.splits):
             test = emb.splits[split]
             pred = fitted.predict(test.tokens)
