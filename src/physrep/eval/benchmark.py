@@ -450,11 +450,11 @@ class Benchmark:
                     name, method, pretrain_seed, probe, split, seed, pred, test, emb
                 )
 
-        def save(probe, fraction, seed, fitted, scale):
+        def save(probe, fraction, seed, fitted, errors):
             if fraction == 1.0 and seed == cfg.probe_seeds[0]:
                 path = saved_probe_file(self.out / name, method, pretrain_seed, probe, key)
                 source = {"dataset": name, "method": method, "pretrain_seed": pretrain_seed}
-                save_probe(path, fitted, scale, emb.targets, {**source, **emb.source, "key": key})
+                save_probe(path, fitted, errors, emb.targets, {**source, **emb.source, "key": key})
 
         rows = run_probes(
             name,

@@ -130,7 +130,7 @@ def estimate(
     with tempfile.TemporaryDirectory() as tmp:
         tokens, windows = embed_files(saved, files, Path(tmp), batch_size)
         pred = per_trajectory(saved.predict(tokens), windows.window_trajectory)
-    lo, hi = saved.scale.interval(pred, level)
+    lo, hi = saved.errors.interval(pred, level)
     decode = saved.targets.decode
     estimate_, low, high = decode(pred), decode(lo), decode(hi)
     rows = []

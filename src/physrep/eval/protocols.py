@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 from physrep.eval.embed import Embeddings, SplitEmbeddings, chosen_trajectories
 from physrep.eval.metrics import estimate_metrics, per_trajectory
 from physrep.eval.probes import ProbeConfig, fit_probe
-from physrep.eval.uncertainty import GaussianScale, interval_metrics
+from physrep.eval.uncertainty import TrajectoryErrors, interval_metrics
 
 TEST_SPLITS = ("test", "test_ood")
 
@@ -32,7 +32,7 @@ def run_probes(
     """Fit every probe × fraction × seed on `emb` (train; selected on valid) and score it on
     each test split present. Fractions below 1 run only for `efficiency_probes` (default: all).
     `on_prediction(probe, split, fraction, seed, pred, test)` sees every prediction and
-    `on_fit(probe, fraction, seed, fitted, scale)` every fitted probe with its error scale."""
+    `on_fit(probe, fraction, seed, fitted, errors)` every fitted probe with its valid errors."""
     efficiency = probes if efficiency_probes is None else efficiency_probes
     jobs = [
         (probe, fraction, seed)
@@ -50,9 +50,9 @@ def run_probes(
         fitted = fit_probe(
             probe, (train.tokens, train.params), (valid.tokens, valid.params), probe_cfg, seed
         )
-        scale = fit_scale(fitted.predict(valid.tokens), valid)
+        errors = fit_errors(fitted.predict(valid.tokens), valid)
         if on_fit is not None:
-            on_fit(probe, fraction, seed, fitted, scale)
+            on_fit(probe, fraction, seed, fitted, errors)
         for split in (s for s in TEST_SPLITS if s in emb.splits):
             test = emb.splits[split]
             pred = fitted.predict(test.tokens)
@@ -60,7 +60,7 @@ def run_probes(
                 {
                     **row_key(dataset, method, probe, split, fraction, seed, pretrain_seed),
                     **estimate_metrics(pred, test.params, test.trajectory, emb.targets),
-                    **trajectory_intervals(pred, test, scale, emb),
+                    **trajectory_intervals(pred, test, errors, emb),
                     "valid_mse": fitted.valid_mse,
                     "n_train": len(train),
                     "n_train_trajectories": len(np.unique(train.trajectory)),
@@ -93,33 +93,33 @@ def mean_control(
             train = subset_trajectories(emb.splits["train"], fraction, seed)
             mean = train.params.mean(0)
             valid = emb.splits["valid"]
-            scale = fit_scale(np.broadcast_to(mean, valid.params.shape), valid)
+            errors = fit_errors(np.broadcast_to(mean, valid.params.shape), valid)
             for split in (s for s in TEST_SPLITS if s in emb.splits):
                 test = emb.splits[split]
                 pred = np.broadcast_to(mean, test.params.shape)
                 metrics = estimate_metrics(pred, test.params, test.trajectory, emb.targets)
-                metrics.update(trajectory_intervals(pred, test, scale, emb))
+                metrics.update(trajectory_intervals(pred, test, errors, emb))
                 key = row_key(dataset, "mean", "none", split, fraction, seed, 0)
                 rows.append({**key, **metrics, "n_train": len(train), "n_test": len(test)})
     return rows
 
 
-def fit_scale(pred: np.ndarray, valid: SplitEmbeddings) -> GaussianScale:
-    """The error scale of trajectory estimates on `valid` (window predictions `pred`)."""
+def fit_errors(pred: np.ndarray, valid: SplitEmbeddings) -> TrajectoryErrors:
+    """The errors of trajectory estimates on `valid` (from window predictions `pred`)."""
     trajectory = valid.trajectory
-    return GaussianScale.fit(
+    return TrajectoryErrors.fit(
         per_trajectory(pred, trajectory), per_trajectory(valid.params, trajectory)
     )
 
 
 def trajectory_intervals(
-    pred: np.ndarray, test: SplitEmbeddings, scale: GaussianScale, emb: Embeddings
+    pred: np.ndarray, test: SplitEmbeddings, errors: TrajectoryErrors, emb: Embeddings
 ) -> dict[str, float]:
     """Coverage, widths, NLL and CRPS of the calibrated intervals, per trajectory."""
     return interval_metrics(
         per_trajectory(pred, test.trajectory),
         per_trajectory(test.params, test.trajectory),
-        scale,
+        errors,
         emb.targets,
     )
 

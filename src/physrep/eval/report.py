@@ -237,9 +237,9 @@ def _dataset_md(rows: Sequence[Row], probe: str) -> str:
         if any("coverage_90" in row for row in rows if row["dataset"] == dataset):
             parts += [
                 f"### Calibrated intervals, per trajectory ({probe} probe, test split)",
-                "Each estimate is a Gaussian whose scale is the probe's RMS error on the valid "
-                "trajectories; nominal coverage is 0.50 and 0.90. Widths in physical units; "
-                "NLL and CRPS in normalised units (lower is better).",
+                "Split-conformal intervals from the probe's errors on the valid trajectories; "
+                "nominal coverage 0.50 and 0.90. Widths in physical units; NLL and CRPS of a "
+                "Gaussian with the valid RMS error as scale, normalised units (lower is better).",
                 calibration_table(rows, dataset, probe=probe),
             ]
     return "\n\n".join(parts)

@@ -2,7 +2,7 @@
 
 A benchmark (or `physrep probe --out`) saves the full-data probe of every source: its weights
 or ridge solution, the train statistics its inputs are standardised with, the calibrated error
-scale of its trajectory estimates, the parameters' names and target transforms, and where its
+errors of its trajectory estimates on valid (the intervals' calibration), the parameters' names and target transforms, and where its
 inputs come from (the encoder file and its digest, the window config, the token storage). With
 that, `physrep estimate` turns a new run's windows into parameter estimates with intervals, in
 physical units, exactly as the benchmark scored its test split. Written atomically.
@@ -22,7 +22,7 @@ from physrep.atomic import atomic_path
 from physrep.data.targets import ParamTargets
 from physrep.errors import PhysrepError
 from physrep.eval.probes import FittedProbe, TokenSource, predictor
-from physrep.eval.uncertainty import GaussianScale
+from physrep.eval.uncertainty import TrajectoryErrors
 
 FORMAT = "physrep-probe/1"
 
@@ -31,7 +31,7 @@ FORMAT = "physrep-probe/1"
 class SavedProbe:
     kind: str
     predict: Callable[[TokenSource], np.ndarray]  # tokens -> normalised targets (N, P)
-    scale: GaussianScale
+    errors: TrajectoryErrors  # on valid: the intervals' calibration
     targets: ParamTargets
     source: dict[str, Any]  # encoder, digest, windows, fields, tokens, dtype, method, dataset
 
@@ -47,14 +47,14 @@ def saved_probe_file(
 def save_probe(
     path: str | Path,
     fitted: FittedProbe,
-    scale: GaussianScale,
+    errors: TrajectoryErrors,
     targets: ParamTargets,
     source: dict[str, Any],
 ) -> Path:
     payload = {
         "format": FORMAT,
         "state": _tensors(fitted.state),
-        "sigma": torch.from_numpy(np.asarray(scale.sigma, np.float64)),
+        "errors": torch.from_numpy(np.asarray(errors.residuals, np.float64)),
         "targets": targets.to_dict(),
         "source": source,
     }
@@ -77,7 +77,7 @@ def load_probe(path: str | Path, device: torch.device | str = "cpu") -> SavedPro
     return SavedProbe(
         kind=state["kind"],
         predict=predictor(state, device),
-        scale=GaussianScale(payload["sigma"].numpy()),
+        errors=TrajectoryErrors(payload["errors"].numpy()),
         targets=ParamTargets.from_dict(payload["targets"]),
         source=payload["source"],
     )
