@@ -119,7 +119,7 @@ def test_rows_carry_calibrated_intervals_and_the_tables_show_them(tiny_run):
     assert probed and all("coverage_90" in r and "crps" in r for r in probed)
     for r in probed:  # nested intervals: the 90 % one covers whatever the 50 % one does
         assert 0 <= r["coverage_50"] <= r["coverage_90"] <= 1
-        assert 0 < r["width_50_Reynolds"] < r["width_90_Reynolds"]
+        assert 0 < r["width_50_Reynolds"] <= r["width_90_Reynolds"]  # equal with few valid
     assert "Calibrated intervals, per trajectory" in (tiny_run / "results.md").read_text()
 
 

@@ -3,7 +3,7 @@
 from physrep.errors import PhysrepError
 
 __version__ = "0.1.0"
-__all__ = ["PhysrepError", "__version__", "load_encoder"]
+__all__ = ["PhysrepError", "__version__", "evaluate", "load_encoder"]
 
 
 def load_encoder(path, map_location="cpu"):
@@ -11,3 +11,10 @@ def load_encoder(path, map_location="cpu"):
     from physrep.models.export import load_encoder as _load
 
     return _load(path, map_location)
+
+
+def evaluate(encoder, data, **options):
+    """Score any encoder on physrep's protocol: see `physrep.eval.evaluate.evaluate`."""
+    from physrep.eval.evaluate import evaluate as _evaluate
+
+    return _evaluate(encoder, data, **options)

@@ -197,7 +197,11 @@ def _run_pretrain(args: argparse.Namespace) -> int:
 
 
 def _args_embed(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", help="an exported encoder (encoder.pt), or 'features'")
+    p.add_argument(
+        "source",
+        help="an exported encoder (encoder.pt), 'features', or module:function (an importable "
+        "factory returning an nn.Module or callable: (B,C,T,H,W) -> (B,N,D) or (B,D))",
+    )
     p.add_argument("--data", type=Path, required=True, help="a Well-format dataset folder")
     p.add_argument("--cache", type=Path, help="cache folder (default: <encoder folder>/embeddings)")
     p.add_argument("--windows", help="window preset (default: the encoder's training windows)")
@@ -219,28 +223,44 @@ def _args_embed(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _source_name(source: str) -> str:
+    """The row name of a source: features, an encoder's run folder, or a factory's function."""
+    if source == "features":
+        return source
+    if _is_factory(source):
+        return source.partition(":")[2]
+    return Path(source).parent.name
+
+
+def _is_factory(source: str) -> bool:
+    """`module:function` (an importable encoder factory), not a file."""
+    return ":" in source and not Path(source).exists()
+
+
 def _embed(args: argparse.Namespace):
     from physrep.config import apply_overrides, from_dict, preset_path, read_yaml, to_dict
     from physrep.data.windows import WindowConfig
-    from physrep.eval.embed import FEATURES, encoder_windows, load_or_embed
+    from physrep.eval.embed import encoder_windows, load_or_embed
+    from physrep.eval.sources import import_factory
     from physrep.models.export import load_encoder
 
-    is_features = args.source == FEATURES
+    name = _source_name(args.source)
+    factory = _is_factory(args.source)
     if args.windows:
         base = read_yaml(preset_path("windows", args.windows))
-    elif is_features:
-        base = {}
+    elif factory or args.source == "features":
+        base = {}  # no training windows to follow: the defaults and the overrides
     else:
         base = to_dict(encoder_windows(load_encoder(args.source)))
     cfg = from_dict(WindowConfig, apply_overrides(base, args.overrides))
-    default = (
-        Path("runs") / args.data.name / "features" if is_features else Path(args.source).parent
-    )
-    cache = args.cache or default / "embeddings"
+    if factory or args.source == "features":
+        default = Path("runs") / args.data.name / name
+    else:
+        default = Path(args.source).parent
     return load_or_embed(
-        args.source,
+        import_factory(args.source) if factory else args.source,
         args.data,
-        cache,
+        args.cache or default / "embeddings",
         cfg=cfg,
         batch_size=args.batch_size,
         dtype=args.dtype,
@@ -292,7 +312,7 @@ def _run_probe(args: argparse.Namespace) -> int:
             emb = _embed(args)
         if rank:
             return 0
-        method = "features" if args.source == "features" else Path(args.source).parent.name
+        method = _source_name(args.source)
         rows = run_probes(
             args.data.name,
             method,

@@ -38,12 +38,12 @@ from physrep.data.validate import present_splits
 from physrep.data.windows import WellWindows, WindowConfig, make_loader
 from physrep.errors import PhysrepError
 from physrep.eval.ranks import barrier, ranks
-from physrep.eval.ranks import device as embedding_device
+from physrep.eval.sources import FEATURES as FEATURES  # re-exported: the names callers use
+from physrep.eval.sources import file_digest as file_digest
+from physrep.eval.sources import resolve
 from physrep.eval.tokens import TokenRows, TokenWriter, pool_tokens
 
 FORMAT = "physrep-embeddings/2"  # 1: one .npz holding every split in memory
-FEATURES = "features"  # the source name of the physics-features control
-FEATURES_VERSION = "1"  # bump when physics_features changes, so old caches are not reused
 EVAL_SPLITS = ("train", "valid", "test", "test_ood")
 EMBED_DTYPES = ("float32", "float16", "bfloat16")  # storage; probes always read float32
 ARRAYS = ("params", "params_raw", "trajectory", "start")  # per window, kept beside the tokens
@@ -91,14 +91,6 @@ class Embeddings:
     @property
     def names(self) -> list[str]:
         return self.targets.names
-
-
-def file_digest(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cache_key(
@@ -208,18 +200,8 @@ def load_or_embed(
     if dtype not in EMBED_DTYPES:
         raise PhysrepError(f"unknown embedding dtype {dtype!r} (known: {', '.join(EMBED_DTYPES)})")
     data_dir = Path(data_dir)
-    device = None
-    if str(source) == FEATURES:
-        from physrep.eval.features import physics_features
-
-        source_id, encoder, fn = f"{FEATURES}/{FEATURES_VERSION}", None, physics_features
-    else:
-        from physrep.models.export import load_encoder
-
-        encoder = load_encoder(source)
-        device = embedding_device()
-        encoder.to(device)
-        source_id, fn = file_digest(source), encoder.encode
+    found = resolve(source)
+    encoder, fn, device, source_id = found.encoder, found.fn, found.device, found.id
     if cfg is None:
         cfg = encoder_windows(encoder) if encoder is not None else WindowConfig(target=False)
     cfg = dataclasses.replace(cfg, target=False)
@@ -258,7 +240,7 @@ def load_or_embed(
     barrier(world)
     if rank == 0:
         provenance = {
-            "source": FEATURES if encoder is None else str(Path(source).resolve()),
+            "source": found.label,
             "source_id": source_id,
             "data": str(data_dir),
             "windows": to_dict(cfg),
