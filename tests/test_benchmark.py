@@ -117,10 +117,14 @@ def test_rows_carry_calibrated_intervals_and_the_tables_show_them(tiny_run):
     rows = read_results(tiny_run / "results.json")
     probed = [r for r in rows if not r["method"].endswith("_finetuned")]
     assert probed and all("coverage_90" in r and "crps" in r for r in probed)
-    for r in probed:  # nested intervals: the 90 % one covers whatever the 50 % one does
-        assert 0 <= r["coverage_50"] <= r["coverage_90"] <= 1
+    for r in probed:  # nested intervals: a wider one covers whatever a narrower one does
+        coverage = [r[f"coverage_{k}"] for k in range(10, 100, 10)]
+        assert min(coverage) >= 0 and coverage == sorted(coverage) and max(coverage) <= 1
         assert 0 < r["width_50_Reynolds"] <= r["width_90_Reynolds"]  # equal with few valid
     assert "Calibrated intervals, per trajectory" in (tiny_run / "results.md").read_text()
+    page = (tiny_run / "report.html").read_text()
+    section = page.split("Calibration of the intervals", 1)[1].split("<h2", 1)[0]
+    assert "<img" in section  # the reliability diagram
 
 
 def test_a_dataset_can_train_one_method_longer_than_the_others(tmp_path):

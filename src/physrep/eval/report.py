@@ -36,6 +36,7 @@ from physrep.eval.report_plots import (
     loss_plot,
     prediction_plot,
     projection_plot,
+    reliability_plot,
 )
 from physrep.eval.results import (
     CONTROL,
@@ -457,6 +458,13 @@ def write_report(
             datasets,
             lambda d: prediction_plot(out_dir, rows, d, headline_probe),
         ),
+        _plot_section(
+            f"Calibration of the intervals ({headline_probe} probe, test trajectories)",
+            datasets,
+            lambda d: reliability_plot(rows, d, headline_probe),
+        )
+        if any("coverage_50" in row for row in rows)  # rows from before intervals have none
+        else "",
         _plot_section("Pretraining loss", datasets, lambda d: loss_plot(out_dir, d)),
         _plot_section("Embedding projections", datasets, lambda d: projection_plot(out_dir, d)),
         _markdown_html(_probe_md(rows)),

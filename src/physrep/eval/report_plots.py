@@ -78,6 +78,45 @@ def efficiency_plot(rows: Sequence[Row], dataset: str, probe: str) -> Plot:
     return Plot(fig, [])
 
 
+def reliability_plot(rows: Sequence[Row], dataset: str, probe: str) -> Plot:
+    """Coverage of the calibrated intervals against their nominal level (test trajectories,
+    all training data, mean over seeds), one curve per method of `probe`; the diagonal is
+    perfect calibration."""
+    test = [
+        row
+        for row in rows
+        if row["dataset"] == dataset
+        and row["split"] == "test"
+        and math.isclose(row["fraction"], 1.0)
+        and (row["probe"] == probe or row["method"] == CONTROL)
+    ]
+    levels = sorted(
+        int(key.split("_")[1])
+        for key in {k for row in test for k in row}
+        if key.startswith("coverage_")
+    )
+    if not levels:
+        return Plot(None, ["not available: no interval coverage in these results"])
+    fig, axes = _grid(1, 1, width=4.6, height=4.2)
+    ax = axes[0, 0]
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", label="nominal")
+    for method in ordered({row["method"] for row in test}, METHOD_ORDER):
+        chosen = [row for row in test if row["method"] == method]
+        means = [
+            summarise(chosen, by=(), metric=f"coverage_{k}").get((), (np.nan,))[0] for k in levels
+        ]
+        ax.plot([k / 100 for k in levels], means, marker="o", label=method)
+    ax.set(
+        xlabel="nominal coverage",
+        ylabel="test coverage (trajectories)",
+        title=f"{dataset} ({probe})",
+    )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7)
+    return Plot(fig, [])
+
+
 # ---------------------------------------------------------------------------------------------
 # Predicted vs true
 # ---------------------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ import torch
 
 from physrep.data.targets import ParamTargets
 
-LEVELS = (0.5, 0.9)
+LEVELS = (0.5, 0.9)  # with widths and in the tables
+RELIABILITY = tuple(k / 10 for k in range(1, 10))  # coverage at each: the reliability diagram
 
 
 @dataclass
@@ -54,18 +55,19 @@ class TrajectoryErrors:
 def interval_metrics(
     pred: np.ndarray, true: np.ndarray, errors: TrajectoryErrors, targets: ParamTargets
 ) -> dict[str, float]:
-    """`coverage_50`, `coverage_90` (over parameters and trajectories), per parameter
+    """`coverage_10` ... `coverage_90` (over parameters and trajectories), per parameter
     `width_50_<p>` / `width_90_<p>` (mean interval width in physical units), `nll` and
     `crps`, of trajectory estimates `pred` against `true` (both (N, P), normalised)."""
     pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
     out: dict[str, float] = {}
-    for level in LEVELS:
+    for level in RELIABILITY:
         lo, hi = errors.interval(pred, level)
         tag = round(100 * level)
         out[f"coverage_{tag}"] = float(((lo <= true) & (true <= hi)).mean())
-        width = targets.decode(hi) - targets.decode(lo)
-        for i, name in enumerate(targets.names):
-            out[f"width_{tag}_{name}"] = float(width[:, i].mean())
+        if level in LEVELS:
+            width = targets.decode(hi) - targets.decode(lo)
+            for i, name in enumerate(targets.names):
+                out[f"width_{tag}_{name}"] = float(width[:, i].mean())
     sigma = errors.sigma
     z = (true - pred) / sigma
     out["nll"] = float((0.5 * z**2 + np.log(sigma) + 0.5 * math.log(2 * math.pi)).mean())
