@@ -41,11 +41,11 @@ from physrep.eval.ranks import barrier, ranks
 from physrep.eval.sources import FEATURES as FEATURES  # re-exported: the names callers use
 from physrep.eval.sources import file_digest as file_digest
 from physrep.eval.sources import resolve
-from physrep.eval.tokens import TokenRows, TokenWriter, pool_tokens
+from physrep.eval.tokens import STORAGE, TokenRows, TokenWriter, pool_tokens
 
 FORMAT = "physrep-embeddings/2"  # 1: one .npz holding every split in memory
 EVAL_SPLITS = ("train", "valid", "test", "test_ood")
-EMBED_DTYPES = ("float32", "float16", "bfloat16")  # storage; probes always read float32
+EMBED_DTYPES = tuple(STORAGE)  # float32, float16, bfloat16; probes always read float32
 ARRAYS = ("params", "params_raw", "trajectory", "start")  # per window, kept beside the tokens
 SOURCE_KEYS = ("source", "source_id", "windows", "fields", "resolution", "stats", "dtype", "tokens")
 

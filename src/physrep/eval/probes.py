@@ -119,16 +119,16 @@ def fit_probe(
     d, p = x_train.token_shape[-1], y_train.shape[-1]
     torch.manual_seed(seed)
     model = build_head(kind, d, p, cfg).to(device)
-    fitted = _fit_sgd(kind, model, inputs, y_train, valid, cfg, seed, device)
-    fitted.state = {
+    valid_mse, epoch = _fit_sgd(kind, model, inputs, y_train, valid, cfg, seed, device)
+    state = {
         "kind": kind,
         "dims": [d, p],
         "config": dataclasses.asdict(cfg),
         "mu": mu,
         "sd": sd,
         "weights": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-    }
-    return fitted
+    }  # predictions go through `predictor`, as a saved probe's do: one path for both
+    return FittedProbe(kind, predictor(state, device), valid_mse, {"best_epoch": epoch}, state)
 
 
 def build_head(kind: str, in_dim: int, out_dim: int, cfg: ProbeConfig) -> nn.Module:
@@ -163,8 +163,7 @@ def predictor(
     pooled = state["kind"] != "attentive"
 
     def predict(tokens: TokenSource) -> np.ndarray:
-        rows = _rows(tokens)
-        inputs = _Standardised(rows.means() if pooled else rows, state["mu"], state["sd"])
+        inputs = _inputs(tokens, pooled, state["mu"], state["sd"])
         return _predict(model, inputs, device).cpu().numpy()
 
     return predict
@@ -210,11 +209,6 @@ class _Standardised:
         x = rows.read(index) if isinstance(rows, TokenRows) else rows[index]
         return ((x - self.mu) / self.sd).astype(np.float32)
 
-    def like(self, tokens: TokenSource) -> _Standardised:
-        """Other tokens (valid, test) in the same form and the same standardisation."""
-        source = _rows(tokens) if isinstance(self.source, TokenRows) else _rows(tokens).means()
-        return _Standardised(source, self.mu, self.sd)
-
     def spans(self) -> Iterator[np.ndarray]:
         """Positions of every row in order, a bounded read at a time."""
         if isinstance(self.source, TokenRows):
@@ -222,9 +216,19 @@ class _Standardised:
         return iter(np.array_split(np.arange(len(self)), max(1, len(self) // 4096)))
 
 
-def _fit_sgd(kind, model, inputs, y_train, valid, cfg: ProbeConfig, seed, device) -> FittedProbe:
+def _inputs(tokens: TokenSource, pooled: bool, mu: np.ndarray, sd: np.ndarray) -> _Standardised:
+    """Tokens (valid, test, new) in a probe's form (window means or every token), standardised
+    with its train statistics."""
+    rows = _rows(tokens)
+    return _Standardised(rows.means() if pooled else rows, mu, sd)
+
+
+def _fit_sgd(
+    kind, model, inputs, y_train, valid, cfg: ProbeConfig, seed, device
+) -> tuple[float, int]:
+    """Train `model` in place, leaving it at its best valid epoch: (valid MSE, that epoch)."""
     y = torch.from_numpy(y_train.astype(np.float32)).to(device)
-    valid_inputs = inputs.like(valid[0])
+    valid_inputs = _inputs(valid[0], kind != "attentive", inputs.mu, inputs.sd)
     yv = torch.from_numpy(valid[1].astype(np.float32)).to(device)
     steps_per_epoch = math.ceil(len(inputs) / cfg.batch_size)
     epochs = cfg.epochs
@@ -258,11 +262,7 @@ def _fit_sgd(kind, model, inputs, y_train, valid, cfg: ProbeConfig, seed, device
         if valid_mse < best[0]:
             best = (valid_mse, epoch, copy.deepcopy(model.state_dict()))
     model.load_state_dict(best[2])
-
-    def predict(tokens: TokenSource) -> np.ndarray:
-        return _predict(model, inputs.like(tokens), device).cpu().numpy()
-
-    return FittedProbe(kind, predict, best[0], {"best_epoch": best[1]})
+    return best[0], best[1]
 
 
 def _predict(model: nn.Module, inputs: _Standardised, device) -> torch.Tensor:

@@ -124,11 +124,11 @@ def parameter_table(
     fraction: float = 1.0,
 ) -> str:
     """Methods × per-parameter errors (`mse_<p>`, then `traj_mse` where present) for a dataset."""
-    chosen = select_rows(rows, probe, split, fraction, dataset)
-    keys = dict.fromkeys(key for row in chosen for key in row)
-    metrics = [key for key in keys if key.startswith("mse_")] + [k for k in keys if k == "traj_mse"]
-    what = f"{dataset}, probe {probe}, split {split}, fraction {fraction:g}"
-    return _metrics_table(chosen, metrics, what)
+
+    def pick(keys: list[str]) -> list[str]:
+        return [k for k in keys if k.startswith("mse_")] + [k for k in keys if k == "traj_mse"]
+
+    return _dataset_table(rows, dataset, probe, split, fraction, pick)
 
 
 def calibration_table(
@@ -140,13 +140,31 @@ def calibration_table(
 ) -> str:
     """Methods × the calibrated intervals' coverage (50 %, 90 %), 90 % widths in physical
     units, NLL and CRPS, per trajectory, for a dataset."""
+
+    def pick(keys: list[str]) -> list[str]:
+        first = [k for k in ("coverage_50", "coverage_90") if k in keys]
+        return (
+            first
+            + [k for k in keys if k.startswith("width_90_")]
+            + [k for k in ("nll", "crps") if k in keys]
+        )
+
+    return _dataset_table(rows, dataset, probe, split, fraction, pick)
+
+
+def _dataset_table(
+    rows: Sequence[Row],
+    dataset: str,
+    probe: str,
+    split: str,
+    fraction: float,
+    pick: Callable[[list[str]], list[str]],
+) -> str:
+    """Methods × the metrics `pick` chooses from the keys of one dataset's selected rows."""
     chosen = select_rows(rows, probe, split, fraction, dataset)
-    keys = dict.fromkeys(key for row in chosen for key in row)
-    metrics = [k for k in ("coverage_50", "coverage_90") if k in keys]
-    metrics += [k for k in keys if k.startswith("width_90_")]
-    metrics += [k for k in ("nll", "crps") if k in keys]
+    keys = list(dict.fromkeys(key for row in chosen for key in row))
     what = f"{dataset}, probe {probe}, split {split}, fraction {fraction:g}"
-    return _metrics_table(chosen, metrics, what)
+    return _metrics_table(chosen, pick(keys), what)
 
 
 def _metrics_table(chosen: Sequence[Row], metrics: Sequence[str], what: str) -> str:
