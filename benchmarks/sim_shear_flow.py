@@ -3,7 +3,7 @@
 Cases: the Dedalus example's IC at 64×128 and 128×256 (Re = 1e4, fixed dt = 1e-3). Batched
 throughput is trajectories·steps/s for 8 trajectories in one batch vs 8 runs of batch 1. When
 dedalus is importable, the same case runs in Dedalus (RK443, the same step count, its 3/2
-dealiasing) and the table gives our speed-up (shared/docs/simulators.md: numpy prototype ~7×).
+dealiasing) and the table gives our speed-up.
 
     OMP_NUM_THREADS=1 python benchmarks/sim_shear_flow.py [--steps 100] [--json out.json]
 """

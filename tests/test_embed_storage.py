@@ -44,6 +44,30 @@ def test_token_rows_read_any_rows_in_the_order_asked(tmp_path):
     np.testing.assert_array_equal(np.concatenate(list(half.batches(4))), tokens[1::2])
 
 
+def test_probes_give_the_same_numbers_from_memory_and_streamed_from_disk(tmp_path, monkeypatch):
+    import physrep.eval.probes as probes
+
+    rng = np.random.default_rng(0)
+    paths = {}
+    for split, n in (("train", 40), ("valid", 12)):
+        tokens = rng.normal(size=(n, 6, 8)).astype(np.float32)
+        writer = TokenWriter(tmp_path / f"{split}.npy", n, "float32")
+        writer.append(torch.from_numpy(tokens))
+        writer.close()
+        paths[split] = (TokenRows(tmp_path / f"{split}.npy"), tokens[:, :2, :2].mean(1))
+    cfg = probes.ProbeConfig(epochs=3, width=16, heads=2, batch_size=16)
+
+    def fit() -> tuple[float, np.ndarray]:
+        fitted = probes.fit_probe("attentive", paths["train"], paths["valid"], cfg, seed=0)
+        return fitted.valid_mse, fitted.predict(paths["valid"][0])
+
+    resident = fit()
+    monkeypatch.setattr(probes, "RESIDENT_BYTES", 0)  # every batch read from disk
+    streamed = fit()
+    assert resident[0] == streamed[0]
+    np.testing.assert_array_equal(resident[1], streamed[1])
+
+
 def test_a_writer_refuses_a_short_file(tmp_path):
     writer = TokenWriter(tmp_path / "t.npy", 5, "float32")
     writer.append(torch.zeros(3, 2, 2))

@@ -9,6 +9,7 @@ import pytest
 
 from physrep.config import load_config, preset_path
 from physrep.data.validate import check_loads_in_the_well, inspect_dataset
+from physrep.errors import ConfigError
 from physrep.sim.base import SimConfig
 from physrep.sim.runner import plan
 
@@ -35,6 +36,25 @@ def test_plan_is_deterministic_and_marks_held_out_values():
     assert more[3].seeds[:4] == tasks[3].seeds  # adding trajectories keeps the existing ones
     shared = plan(SimConfig(**{**cfg.__dict__, "shared_ics": True}))
     assert all(t.seeds == shared[0].seeds for t in shared) and len(set(shared[0].seeds)) == 4
+
+
+def test_split_shares_set_each_files_trajectories_per_split(tmp_path):
+    cfg = SimConfig(
+        params={"Reynolds": [1e3, 1e4], "Schmidt": [1.0]},
+        ics_per_file=7,
+        holdout={"Reynolds": [1e4]},
+    )
+    kept, held = plan(cfg)
+    assert sorted(kept.outputs(tmp_path).values()) == [1, 1, 5]  # The Well's 0.8/0.1/0.1
+    cfg.split = [0.4, 0.3, 0.3]
+    kept, held = plan(cfg)
+    by_split = {p.parent.name: n for p, n in kept.outputs(tmp_path).items()}
+    assert by_split == {"train": 3, "valid": 2, "test": 2}
+    assert list(held.outputs(tmp_path).values()) == [7]  # held-out files stay whole
+    with pytest.raises(ConfigError, match="key 'split'"):
+        SimConfig(split=[0.5, 0.5]).validate()
+    with pytest.raises(ConfigError, match="key 'split'"):
+        SimConfig(split=[0.8, 0.2, 0.2]).validate()
 
 
 def test_shared_initial_conditions_give_files_that_differ_only_by_parameters(tmp_path):

@@ -85,7 +85,7 @@ def _combine_vicreg(
     """total = sim·inv + std·(var_p + var_t)/2 + cov·(cov_p + cov_t).
 
     Variance is halved per branch, covariance is summed: this is how both the paper's code
-    (reference_code.md §4) and the original VICReg code (Bardes et al. 2022) combine branches.
+    and the original VICReg code (Bardes et al. 2022) combine branches.
     """
     variance = (s["var_pred"] + s["var_target"]) / 2
     covariance = s["cov_pred"] + s["cov_target"]
@@ -201,7 +201,7 @@ def arrange_rows(tokens: Tensor, stats: Stats) -> Tensor:
     """Rows on which the variance/covariance (or SIGReg) statistics are taken.
 
     - "token": every token of every window is a row, (B·N, D) — the paper. Lets an encoder
-      meet the variance target by encoding token position (early_findings.md).
+      meet the variance target by encoding token position (docs/decisions.md).
     - "position": (N, B, D), one group per token position; statistics run across the batch
       at each position and are averaged, so a per-position constant cannot satisfy them.
     - "window": the mean-pooled embedding of each window is a row, (B, D).

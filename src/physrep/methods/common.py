@@ -2,7 +2,7 @@
 
 AdamW with weight decay on weights only (not on norms, biases, layer scales or learned
 embeddings), and a cosine schedule per optimiser step whose warmup really starts low: the
-released code computed a warmup it never applied (reference_code.md §7.2).
+released code computed a warmup it never applied.
 """
 
 from __future__ import annotations

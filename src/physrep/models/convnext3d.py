@@ -16,7 +16,7 @@ parameters stay the paper's; only the summation order, hence fp32 round-off, cha
 
 Padding: time and non-periodic spatial axes are zero padded; the spatial axes flagged in
 `periodic` (H, then W) are padded circularly, so tokens cannot learn their position from the
-border (early_findings.md) and the encoder commutes with circular shifts by its total stride.
+border (docs/decisions.md) and the encoder commutes with circular shifts by its total stride.
 """
 
 from __future__ import annotations

@@ -40,7 +40,10 @@ class SimConfig:
     steps: int = 50  # output frames, t = 0, dt_out, ..., (steps - 1) * dt_out
     dt_out: float = 0.1
     params: dict[str, list[float]] = field(default_factory=dict)  # one file per combination
-    ics_per_file: int = 2  # trajectories per file, split 0.8/0.1/0.1 by trajectory
+    ics_per_file: int = 2  # trajectories per file, split by trajectory in `split`'s shares
+    # train/valid/test shares of each file's trajectories (The Well's 0.8/0.1/0.1); valid and
+    # test counts are rounded, at least one each once a file holds three trajectories
+    split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     # the same initial conditions in every file (as The Well's shear_flow runs its 40 ICs at
     # every parameter pair): trajectory k of each file shares a seed and a split, so files
     # differ only by their parameters and no test IC is seen in training
@@ -60,6 +63,10 @@ class SimConfig:
         if self.oversample < 1 or self.steps < 2 or self.dt_out <= 0 or self.ics_per_file < 1:
             raise ConfigError(
                 "keys 'oversample' >= 1, 'steps' >= 2, 'dt_out' > 0, 'ics_per_file' >= 1 required"
+            )
+        if len(self.split) != 3 or min(self.split) < 0 or abs(sum(self.split) - 1) > 1e-6:
+            raise ConfigError(
+                f"key 'split' must be three non-negative shares (train, valid, test) summing to 1, got {self.split}"
             )
         for name, values in self.holdout.items():
             if name not in self.params:

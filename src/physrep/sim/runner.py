@@ -37,12 +37,13 @@ class Task:
     seeds: tuple[int, ...]
     stem: str
     held_out: bool
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
 
     def outputs(self, root: Path) -> dict[Path, int]:
         """Files this task writes, with the trajectories each holds."""
         if self.held_out:
             return {root / "data" / OOD_SPLIT / f"{self.stem}.hdf5": len(self.seeds)}
-        counts = split_counts(len(self.seeds))
+        counts = split_counts(len(self.seeds), self.split)
         return {root / "data" / s / f"{self.stem}.hdf5": n for s, n in counts.items() if n}
 
 
@@ -76,7 +77,7 @@ def plan(cfg: SimConfig) -> list[Task]:
         )
         stem = file_stem(cfg.system, name, params)
         held = any(params[k] in values for k, values in cfg.holdout.items())
-        tasks.append(Task(i, params, seeds, stem, held))
+        tasks.append(Task(i, params, seeds, stem, held, tuple(cfg.split)))
     if not tasks:
         raise PhysrepError("the parameter grid is empty (set params: {name: [values]})")
     return tasks
@@ -197,7 +198,8 @@ def _check_same_config(root: Path, cfg: SimConfig) -> None:
     or into data physrep did not simulate; record the config before the first file is written."""
     previous = root / "config.yaml"
     if previous.is_file():
-        old, new = read_yaml(previous), to_dict(cfg)
+        # a key added to SimConfig since the folder was made reads as its default
+        old, new = {**to_dict(SimConfig()), **read_yaml(previous)}, to_dict(cfg)
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         if diff:
             raise PhysrepError(
