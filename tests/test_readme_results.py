@@ -144,3 +144,8 @@ def test_the_docs_agree_with_the_results_they_name():
     assert not stale, (
         f"stale results blocks {stale}: run `physrep report --docs FILE` for each file"
     )
+
+
+def test_docs_results_has_the_generated_blocks():
+    names = [m.group("dir") for m in BLOCK.finditer((REPO / "docs" / "results.md").read_text())]
+    assert "docs/results/small" in names
