@@ -432,15 +432,31 @@ def _run_benchmark(args: argparse.Namespace, preset: str | None = None) -> int:
 
 
 def _args_report(p: argparse.ArgumentParser) -> None:
-    p.add_argument("out", type=Path, help="a finished benchmark folder (with results.json)")
+    p.add_argument(
+        "out", type=Path, nargs="?", help="a finished benchmark folder (with results.json)"
+    )
     p.add_argument("--notes", type=Path, help="a markdown file to include")
+    p.add_argument(
+        "--docs",
+        type=Path,
+        metavar="MD",
+        help="rewrite every '<!-- results: FOLDER -->' block of this markdown file (e.g. "
+        "docs/results.md) from the folder it names",
+    )
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from physrep.eval.tables import rewrite_report
+    if args.out is None and args.docs is None:
+        raise PhysrepError("report needs a benchmark folder, or --docs FILE, or both")
+    if args.out is not None:
+        from physrep.eval.tables import rewrite_report
 
-    notes = _read_notes(args.notes)
-    print(f"report   {rewrite_report(args.out, notes)}\nresults  {args.out / 'results.md'}")
+        notes = _read_notes(args.notes)
+        print(f"report   {rewrite_report(args.out, notes)}\nresults  {args.out / 'results.md'}")
+    if args.docs is not None:
+        from physrep.eval.readme_results import update
+
+        print(f"{args.docs}: {'updated' if update(args.docs) else 'already up to date'}")
     return 0
 
 

@@ -36,7 +36,7 @@ from physrep.errors import ConfigError, DataError
 class WindowConfig:
     frames: int = 16  # T: frames in the context (and in the target)
     stride: int = 4  # steps between consecutive window starts
-    first_frame: int = 0  # earliest window start: 1 skips frame 0 (see README, "Frame 0")
+    first_frame: int = 0  # earliest window start: 1 skips frame 0 (docs/simulators.md, "Frame 0")
     target: bool = True  # also read the T frames after the context
     normalization: Literal["zscore", "rms", "none"] = "zscore"
     crop: list[list[int] | None] | None = None  # per spatial axis [start, stop), or null

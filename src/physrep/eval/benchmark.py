@@ -41,7 +41,7 @@ from physrep.eval.saved import save_probe, saved_probe_file
 from physrep.eval.stages import Stage, check_stage, clear, merge_timings, summary
 
 # jepa_released needs the paper's code (key pretrain_overrides.jepa_released.code, or
-# $PHYSREP_RELEASED_CODE): no preset lists it, a command line adds it (README).
+# $PHYSREP_RELEASED_CODE): no preset lists it, a command line adds it (docs/methods.md).
 DEFAULT_METHODS = ("jepa", "videomae", "autoregressive", "disco")
 LEARNED = (*DEFAULT_METHODS, "jepa_released")
 CONTROLS = ("mean", "random_init", "features", "supervised")

@@ -1,13 +1,24 @@
-"""The README's results section, generated from a committed benchmark folder.
+"""Results blocks in markdown files (docs/results.md, a README), generated from committed
+benchmark folders.
 
-Why: numbers quoted by hand drift from the files they came from. The README holds a block
-between two markers naming a results folder (`results.json`, `provenance.json`); this module
-renders that block from the folder, and `python -m physrep.eval.readme_results README.md`
-rewrites every such block in place (a test fails when the README and the files disagree).
+Why: numbers quoted by hand drift from the files they came from. A markdown file holds blocks
+between two markers that name a results folder (`results.json`, `provenance.json`):
+
+    <!-- results: docs/results/small -->
+    ...generated...
+    <!-- end results -->
+
+This module renders each block from its folder. `physrep report --docs docs/results.md` (or
+`python -m physrep.eval.readme_results docs/results.md`) rewrites every block in place, and a
+test fails when a committed file and its folders disagree. Folders are named relative to the
+project root (the nearest folder above the markdown file with a pyproject.toml or .git), so
+README.md and docs/results.md name them alike. A block whose folder does not exist yet says so
+instead of failing, so a block can be placed before its results are committed.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -59,6 +70,11 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+def missing_text(name: str) -> str:
+    """The body of a block whose folder is not in the repository (yet)."""
+    return f"*No results yet: `{name}` is not in the repository.*\n"
+
+
 def render(results_dir: str | Path) -> str:
     """The block's body: headline table, the sanity checks per dataset, and provenance."""
     folder = Path(results_dir)
@@ -88,24 +104,79 @@ def render(results_dir: str | Path) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def update(readme: str | Path, root: str | Path | None = None) -> bool:
-    """Rewrite every results block of `readme` (folders relative to `root`, default the
-    README's folder); True when anything changed."""
-    readme = Path(readme)
-    root = Path(root) if root else readme.parent
-    text = readme.read_text()
+def project_root(markdown: str | Path) -> Path:
+    """The folder that block paths are relative to: the nearest folder above `markdown`
+    holding a pyproject.toml or .git, else the markdown file's own folder."""
+    start = Path(markdown).resolve().parent
+    for folder in (start, *start.parents):
+        if (folder / "pyproject.toml").is_file() or (folder / ".git").exists():
+            return folder
+    return start
+
+
+def render_block(name: str, root: str | Path) -> str:
+    """The body of the block naming `name`, a folder relative to `root`."""
+    folder = Path(root) / name
+    return render(folder) if folder.is_dir() else missing_text(name)
+
+
+def stale_blocks(markdown: str | Path, root: str | Path | None = None) -> list[str]:
+    """The folders whose blocks in `markdown` differ from what their folders render."""
+    if not Path(markdown).is_file():
+        raise PhysrepError("no such markdown file", markdown)
+    root = Path(root) if root else project_root(markdown)
+    text = Path(markdown).read_text()
+    return [
+        m.group("dir")
+        for m in BLOCK.finditer(text)
+        if m.group("body") != render_block(m.group("dir"), root)
+    ]
+
+
+def update(markdown: str | Path, root: str | Path | None = None) -> bool:
+    """Rewrite every results block of `markdown` (folders relative to `root`, default the
+    project root above it); True when anything changed."""
+    markdown = Path(markdown)
+    if not markdown.is_file():
+        raise PhysrepError("no such markdown file", markdown)
+    root = Path(root) if root else project_root(markdown)
+    text = markdown.read_text()
     if not BLOCK.search(text):
-        raise PhysrepError("no '<!-- results: FOLDER -->' … '<!-- end results -->' block", readme)
+        raise PhysrepError("no '<!-- results: FOLDER -->' … '<!-- end results -->' block", markdown)
 
     def fill(match: re.Match) -> str:
-        return match.group(1) + render(root / match.group("dir")) + match.group(4)
+        return match.group(1) + render_block(match.group("dir"), root) + match.group(4)
 
     new = BLOCK.sub(fill, text)
     if new != text:
-        write_text_atomic(readme, new)
+        write_text_atomic(markdown, new)
     return new != text
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m physrep.eval.readme_results",
+        description="rewrite the results blocks of markdown files from the folders they name",
+    )
+    parser.add_argument("files", nargs="*", type=Path, default=[Path("docs/results.md")])
+    parser.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 when a block is stale"
+    )
+    args = parser.parse_args(argv)
+    stale = False
+    try:
+        for path in args.files:
+            if args.check:
+                names = stale_blocks(path)
+                stale = stale or bool(names)
+                print(f"{path}: {'stale: ' + ', '.join(names) if names else 'up to date'}")
+            else:
+                print(f"{path}: {'updated' if update(path) else 'already up to date'}")
+    except PhysrepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 1 if stale else 0
+
+
 if __name__ == "__main__":
-    target = sys.argv[1] if len(sys.argv) > 1 else "README.md"
-    print(f"{target}: {'updated' if update(target) else 'already up to date'}")
+    sys.exit(main())
