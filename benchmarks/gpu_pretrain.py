@@ -2,8 +2,9 @@
 
 Both methods train in bf16 autocast with fused AdamW, each with and without `torch.compile`;
 the script prints clips/s (JEPA: context + target windows; VideoMAE: one clip per sample) and
-`torch.cuda.max_memory_allocated`. The JEPA encoder uses the plain depthwise-conv path
-(`fast=False`): the custom backward exists for oneDNN on CPU, cuDNN does not need it.
+`torch.cuda.max_memory_allocated`. The JEPA encoder keeps its default `fast="auto"`, which on
+CUDA tensors takes the plain depthwise-conv path (the custom backward is tuned for oneDNN on
+CPU; `physrep.models.convnext3d.uses_cpu_tuned_backward` decides).
 
     python benchmarks/gpu_pretrain.py [--batch 8] [--channels 4] [--steps 10] [--json out.json]
 """
@@ -40,7 +41,7 @@ def vicreg_rows(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def jepa(batch: int, channels: int, compile_: bool):
-    encoder = ConvNeXt3D(channels, **ENCODER_PRESETS["paper"], fast=False).cuda()
+    encoder = ConvNeXt3D(channels, **ENCODER_PRESETS["paper"]).cuda()
     predictor = ConvPredictor(128, 256).cuda()
     params = [*encoder.parameters(), *predictor.parameters()]
     if compile_:

@@ -12,6 +12,7 @@ from physrep.models import (
     ConvPredictor,
     VideoMAEDecoder,
     VideoViT,
+    convnext3d,
     patchify,
     random_tube_keep,
     unpatchify,
@@ -100,17 +101,39 @@ def test_predictor_circular_padding_is_shift_equivariant():
     torch.testing.assert_close(pred(z.roll(2, -1)), pred(z).roll(2, -1), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("fast_mode", [True, "auto"])
 @pytest.mark.parametrize("periodic", [(False, False), (True, False)])
-def test_fast_path_matches_plain_path(periodic):
-    fast, plain = tiny(periodic), tiny(periodic, fast=False)
+def test_fast_path_matches_plain_path(periodic, fast_mode, monkeypatch):
+    # "auto" on a CPU tensor must take the custom backward (counted here), like fast=True
+    calls = []
+    custom = convnext3d._FastDepthwiseConv3d.apply
+
+    def counted(*args):
+        calls.append(1)
+        return custom(*args)
+
+    monkeypatch.setattr(convnext3d._FastDepthwiseConv3d, "apply", counted)
+    fast, plain = tiny(periodic, fast=fast_mode), tiny(periodic, fast=False)
     x = torch.randn(2, 3, 8, 16, 16)
-    y_fast, y_plain = fast(x), plain(x)
+    y_fast = fast(x)
+    n_custom = len(calls)
+    y_plain = plain(x)
+    assert n_custom > 0 and len(calls) == n_custom  # the plain model never calls it
     torch.testing.assert_close(y_fast, y_plain, atol=1e-5, rtol=1e-5)
     y_fast.square().sum().backward()
     y_plain.square().sum().backward()
     for (name, a), b in zip(fast.named_parameters(), plain.parameters()):
         scale = b.grad.abs().max().clamp_min(1e-12)
         assert ((a.grad - b.grad).abs().max() / scale) < 1e-5, name
+
+
+def test_cpu_tuned_backward_is_chosen_per_device():
+    assert convnext3d.uses_cpu_tuned_backward(torch.device("cpu"))
+    assert not convnext3d.uses_cpu_tuned_backward(torch.device("cuda"))
+    assert not convnext3d.uses_cpu_tuned_backward(torch.device("cuda", 1))
+    assert not convnext3d.uses_cpu_tuned_backward(torch.device("mps"))
+    with pytest.raises(ValueError, match="fast="):
+        ConvNeXt3D(3, **ENCODER_PRESETS["tiny"], fast="yes")
 
 
 def test_vit_small_size_and_tokens():

@@ -5,6 +5,8 @@ Lightning Trainer (CPU or GPUs; DDP through Lightning's strategy, so `torchrun -
 N` and SLURM work unchanged), trains with checkpoints (`last.ckpt` with optimiser, scheduler and
 RNG state; the best by validation loss), CSV and TensorBoard logs, and exports the encoder as
 `encoder.pt`, loadable with `physrep.load_encoder` without Lightning or physrep's methods.
+The Trainer's callbacks live in `physrep.callbacks`, the launcher layout in `physrep.launch`;
+both are re-exported here.
 """
 
 from __future__ import annotations
@@ -12,27 +14,41 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
-import random
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from physrep.callbacks import DivergenceGuard, RNGState, StepBar, Throughput, TrainingDiverged
 from physrep.config import check
 from physrep.data.windows import WellWindows, WindowConfig, make_loader
 from physrep.errors import ConfigError, PhysrepError
+from physrep.launch import launched_processes, launcher_layout, world_size
 from physrep.methods import METHODS, DataShape, PretrainModule
 from physrep.methods.common import OptimConfig
 from physrep.models.export import export_encoder
 
-
-class TrainingDiverged(PhysrepError):
-    """The loss became NaN/inf; the last good checkpoint is kept."""
+__all__ = [
+    "DivergenceGuard",
+    "PretrainConfig",
+    "RNGState",
+    "StepBar",
+    "Throughput",
+    "TrainConfig",
+    "TrainingDiverged",
+    "build_module",
+    "build_trainer",
+    "build_windows",
+    "data_shape",
+    "export_initial",
+    "launched_processes",
+    "launcher_layout",
+    "lightning_messages",
+    "pretrain",
+    "world_size",
+]
 
 
 @dataclass
@@ -107,32 +123,6 @@ PretrainConfig = dataclasses.make_dataclass(
         "optim, and one section per registered method.",
     },
 )
-
-
-def launcher_layout(cfg: TrainConfig) -> tuple[int, int]:
-    """(devices per node, nodes): the launcher's under torchrun or SLURM, else the config's."""
-    env = os.environ
-    if "LOCAL_WORLD_SIZE" in env and "WORLD_SIZE" in env:  # torchrun
-        local = int(env["LOCAL_WORLD_SIZE"])
-        return local, int(env["WORLD_SIZE"]) // local
-    if "SLURM_NTASKS_PER_NODE" in env and "SLURM_NNODES" in env:
-        return int(env["SLURM_NTASKS_PER_NODE"].split("(")[0]), int(env["SLURM_NNODES"])
-    return cfg.devices, cfg.num_nodes
-
-
-def world_size(cfg: TrainConfig) -> int:
-    devices, nodes = launcher_layout(cfg)
-    return devices * nodes
-
-
-def launched_processes() -> int:
-    """Processes a launcher started for this job: torchrun's or Lightning's re-launch
-    (WORLD_SIZE), srun's (SLURM_STEP_NUM_TASKS); 1 when run by hand."""
-    env = os.environ
-    for key in ("WORLD_SIZE", "SLURM_STEP_NUM_TASKS"):
-        if env.get(key, "").isdigit():
-            return int(env[key])
-    return 1
 
 
 def build_windows(cfg: PretrainConfig, data_dir: str | Path) -> tuple[WellWindows, WellWindows]:
@@ -323,83 +313,3 @@ def _loggers(names: list[str], out: Path) -> list:
         else:
             raise PhysrepError(f"unknown logger '{name}' (csv, tensorboard, wandb)")
     return made
-
-
-class DivergenceGuard(pl.Callback):
-    """Stop on a NaN/inf loss, on every rank at once, naming the step; last.ckpt stays the
-    last good state because no checkpoint is written after the failure."""
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        bad = loss is not None and not bool(torch.isfinite(loss.detach()).all())
-        if trainer.strategy.reduce_boolean_decision(bad, all=False):
-            last = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
-            keep = f"; last good checkpoint: {last}" if last.exists() else ""
-            raise TrainingDiverged(
-                f"loss became {loss.item() if loss is not None else 'nan'} at step "
-                f"{trainer.global_step} (epoch {trainer.current_epoch}){keep}"
-            )
-
-
-class StepBar(pl.Callback):
-    """One progress bar over the run's optimiser steps, with ETA and the last loss."""
-
-    def on_train_start(self, trainer, module) -> None:
-        from tqdm.auto import tqdm
-
-        total = int(trainer.estimated_stepping_batches)
-        self.bar = tqdm(
-            total=total,
-            initial=trainer.global_step,
-            desc=f"train {module.name}",
-            unit="step",
-            leave=False,
-            disable=not trainer.is_global_zero,
-            dynamic_ncols=True,
-        )
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step > self.bar.n:
-            loss = trainer.callback_metrics.get("train/loss_step")
-            if loss is not None:
-                self.bar.set_postfix(loss=f"{float(loss):.3g}", refresh=False)
-            self.bar.update(trainer.global_step - self.bar.n)
-
-    def on_train_end(self, trainer, module) -> None:
-        self.bar.close()
-
-
-class Throughput(pl.Callback):
-    """Windows per second over the last training batches, shown in the progress bar."""
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        seconds = time.perf_counter() - self._start
-        n = len(batch["context"]) * trainer.world_size
-        module.log(
-            "windows_per_s", n / max(seconds, 1e-9), prog_bar=True, on_step=True, on_epoch=False
-        )
-
-
-class RNGState(pl.Callback):
-    """Carry the torch, numpy and Python RNG states in every checkpoint and restore them on
-    resume, so random noise and masks continue exactly as in an uninterrupted run."""
-
-    def state_dict(self) -> dict:
-        # only tensors and plain Python values, so `torch.load(weights_only=True)` accepts them
-        kind, keys, pos, has_gauss, gauss = np.random.get_state()
-        version, internal, gauss_next = random.getstate()
-        return {
-            "torch": torch.get_rng_state(),
-            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
-            "python": [version, list(internal), gauss_next],
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        torch.set_rng_state(state["torch"])
-        kind, keys, pos, has_gauss, gauss = state["numpy"]
-        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-        version, internal, gauss_next = state["python"]
-        random.setstate((version, tuple(internal), gauss_next))

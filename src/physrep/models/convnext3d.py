@@ -9,10 +9,12 @@ Speed (see `benchmarks/train_throughput.py`): activations live channels-last, (B
 from the stem to the last block, so LayerNorm and the block's Linear layers need no permute
 copies, and every conv sees a channels-last view. The one slow op on CPU is the backward pass of
 the depthwise 7x7x7 Conv3d (both its input and weight gradients are ~10x slower than its
-forward), so `fast=True` replaces it by a custom autograd function: the input gradient is a
+forward), so on the CPU a custom autograd function replaces it: the input gradient is a
 forward conv with the flipped kernel, and the weight gradient comes from a grouped Conv2d that
 treats time as channels (a banded "Toeplitz" weight), which oneDNN runs well. The layers and
 parameters stay the paper's; only the summation order, hence fp32 round-off, changes.
+`fast="auto"` (the default) takes that path only for tensors on the CPU
+(`uses_cpu_tuned_backward`); `fast=True` or `False` forces it either way (tests, benchmarks).
 
 Padding: time and non-periodic spatial axes are zero padded; the spatial axes flagged in
 `periodic` (H, then W) are padded circularly, so tokens cannot learn their position from the
@@ -25,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+
+Fast = bool | str  # True, False or "auto"
 
 # Presets: constructor arguments other than in_channels. "paper" is the released model;
 # "small" and "tiny" keep its structure (stem, ConvNeXt blocks, 7^3 kernels, stride-2 stages
@@ -110,13 +114,31 @@ class _FastDepthwiseConv3d(torch.autograd.Function):
         return gx.to(x.dtype), gw.to(weight.dtype), gb.to(weight.dtype), None
 
 
+def uses_cpu_tuned_backward(device: torch.device) -> bool:
+    """Whether `fast="auto"` takes the custom depthwise Conv3d backward for inputs on `device`.
+
+    Only on the CPU: the custom backward exists because oneDNN's own depthwise Conv3d backward
+    is ~10x slower than its forward there (`benchmarks/train_throughput.py`: the custom one
+    makes a CPU training step about twice as fast). It was written and timed for oneDNN only;
+    on CUDA (and any other device) the plain `F.conv3d` path runs cuDNN's own backward, which
+    is the path `benchmarks/gpu_pretrain.py` times. Force either with `fast=True`/`False`."""
+    return torch.device(device).type == "cpu"
+
+
 class DepthwiseConv(nn.Module):
     """Depthwise k^n conv ('same' size) on a channels-last (B, [T], H, W, C) tensor."""
 
     def __init__(
-        self, dim: int, kernel_size: int, ndim: int, periodic: tuple[bool, bool], fast: bool
+        self,
+        dim: int,
+        kernel_size: int,
+        ndim: int,
+        periodic: tuple[bool, bool],
+        fast: Fast = "auto",
     ):
         super().__init__()
+        if fast not in (True, False, "auto"):
+            raise ValueError(f"fast={fast!r}: expected True, False or 'auto'")
         conv = nn.Conv3d if ndim == 3 else nn.Conv2d
         self.conv = conv(dim, dim, kernel_size, groups=dim)
         self.periodic, self.fast, self.p = periodic, fast, kernel_size // 2
@@ -130,7 +152,7 @@ class DepthwiseConv(nn.Module):
                 x.movedim(-1, 1), self.conv.weight, self.conv.bias, 1, pad_hw, 1, x.shape[-1]
             )
             return y.movedim(1, -1)
-        if self.fast:
+        if self.fast is True or (self.fast == "auto" and uses_cpu_tuned_backward(x.device)):
             y = _FastDepthwiseConv3d.apply(
                 x.movedim(-1, 1), self.conv.weight, self.conv.bias, (p, *pad_hw)
             )
@@ -150,7 +172,7 @@ class ConvNeXtBlock(nn.Module):
         ndim: int,
         kernel_size: int = 7,
         periodic: tuple[bool, bool] = (False, False),
-        fast: bool = True,
+        fast: Fast = "auto",
     ):
         super().__init__()
         self.dwconv = DepthwiseConv(dim, kernel_size, ndim, periodic, fast)
@@ -186,8 +208,9 @@ class ConvNeXt3D(nn.Module):
     the later downsamplings and blocks are simply 2D (Conv2d k2 s2, 7x7 depthwise), so such
     models have fewer parameters than the 16-frame one with the same widths.
 
-    `fast` selects the custom depthwise-conv backward (same numbers to fp32 round-off);
-    `fast=False` is the plain `F.conv3d` path, kept as the reference it is tested against.
+    `fast` selects the custom depthwise-conv backward (same numbers to fp32 round-off):
+    "auto" (default) on CPU tensors only, see `uses_cpu_tuned_backward`; `True` forces it;
+    `False` is the plain `F.conv3d` path, kept as the reference it is tested against.
 
     `stream_norm=False` drops the LayerNorms on the residual stream (after the stem and before
     each downsampling; the blocks keep theirs). Each of them divides every location by its own
@@ -203,7 +226,7 @@ class ConvNeXt3D(nn.Module):
         frames: int = 16,
         kernel_size: int = 7,
         periodic: tuple[bool, bool] = (False, False),
-        fast: bool = True,
+        fast: Fast = "auto",
         stream_norm: bool = True,
     ):
         super().__init__()
