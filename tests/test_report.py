@@ -402,7 +402,7 @@ def test_headline_probe_leads_the_html_report(out_dir, rows):
 
 
 def test_rewrite_report_leads_with_the_probe_the_run_recorded(out_dir):
-    from physrep.eval.benchmark import BenchmarkConfig
+    from physrep.eval.preset import BenchmarkConfig
     from physrep.eval.tables import rewrite_report
     from physrep.runinfo import write_run_record
 
@@ -439,8 +439,10 @@ def _embeddings(pretrain_seed: int):
 
 
 def test_benchmark_keeps_each_pretraining_seeds_predictions_and_the_report_plots_them(tmp_path):
-    from physrep.eval.benchmark import Benchmark, BenchmarkConfig
+    from physrep.eval.preset import BenchmarkConfig
     from physrep.eval.tables import write_tables_and_report
+    from physrep.eval.source_runs import probe_source
+    from physrep.eval.stages import Stage
 
     cfg = BenchmarkConfig(
         methods=["jepa"],
@@ -452,11 +454,11 @@ def test_benchmark_keeps_each_pretraining_seeds_predictions_and_the_report_plots
         efficiency_probes=[],
         headline_probe="ridge",
     )
-    bench = Benchmark(cfg, tmp_path, progress=False)
-    rows = []
+    rows, timings = [], []
     for seed in cfg.pretrain_seeds:
-        with bench.stage("shear_flow", f"probe jepa s{seed}") as stage:
-            rows += bench.probe("shear_flow", "jepa", seed, _embeddings(seed), stage)
+        with Stage(timings, "shear_flow", f"probe jepa s{seed}", echo=False) as stage:
+            emb = _embeddings(seed)
+            rows += probe_source(tmp_path, cfg, "shear_flow", "jepa", seed, emb, stage, False)
     files = [prediction_file(tmp_path, "shear_flow", "jepa", "ridge", "test", 3, s) for s in (0, 1)]
     predictions = []
     for path in files:

@@ -335,7 +335,8 @@ def _finetune(args: argparse.Namespace) -> list[dict]:
     from physrep.data.validate import present_splits
     from physrep.data.windows import WindowConfig
     from physrep.eval.embed import encoder_windows
-    from physrep.eval.finetune import FinetuneConfig, finetune, result_rows
+    from physrep.eval.finetune import FinetuneConfig, finetune
+    from physrep.eval.protocols import finetune_rows
     from physrep.models.export import load_encoder
 
     if args.source == "features":
@@ -352,7 +353,7 @@ def _finetune(args: argparse.Namespace) -> list[dict]:
     for fraction in _csv(args.fractions, float):
         for seed in _csv(args.seeds, int):
             result = finetune(args.source, args.data, cfg, fraction, seed, splits, windows)
-            rows += result_rows(args.data.name, method, result, fraction, seed)
+            rows += finetune_rows(args.data.name, method, result, fraction, seed)
     return rows
 
 
@@ -401,7 +402,8 @@ def _args_benchmark(p: argparse.ArgumentParser) -> None:
 
 
 def _run_benchmark(args: argparse.Namespace, preset: str | None = None) -> int:
-    from physrep.eval.benchmark import Benchmark, load_benchmark
+    from physrep.eval.benchmark import Benchmark
+    from physrep.eval.preset import load_benchmark
     from physrep.eval.report import results_table
 
     preset = preset or args.preset

@@ -221,31 +221,3 @@ def finetune(
         losses=guard.losses,
         valid_history=module.valid_history,
     )
-
-
-def result_rows(
-    dataset: str, method: str, result: FinetuneResult, fraction: float, seed: int, pretrain_seed=0
-) -> list[dict]:
-    """Result rows (the probes' schema, probe "attentive") of one fine-tuning run."""
-    from physrep.eval.metrics import estimate_metrics
-
-    rows = []
-    for split, got in result.splits.items():
-        rows.append(
-            {
-                "dataset": dataset,
-                "method": method,
-                "probe": "attentive",
-                "split": split,
-                "fraction": float(fraction),
-                "seed": int(seed),
-                "pretrain_seed": int(pretrain_seed),
-                **estimate_metrics(got.pred, got.params, got.trajectory, result.targets),
-                "valid_mse": result.valid_mse,
-                "n_train": result.n_train,
-                "n_train_trajectories": result.n_train_trajectories,
-                "n_test": len(got.pred),
-                "best_epoch": result.best_epoch,
-            }
-        )
-    return rows
