@@ -298,8 +298,8 @@ def _args_probe(p: argparse.ArgumentParser) -> None:
 def _run_probe(args: argparse.Namespace) -> int:
     from physrep.eval.probes import ProbeConfig
     from physrep.eval.protocols import run_probes
-    from physrep.eval.report import results_table
     from physrep.eval.results import write_results
+    from physrep.eval.tables import results_table
 
     if args.finetune:
         rows = _finetune(args)
@@ -404,7 +404,7 @@ def _args_benchmark(p: argparse.ArgumentParser) -> None:
 def _run_benchmark(args: argparse.Namespace, preset: str | None = None) -> int:
     from physrep.eval.benchmark import Benchmark
     from physrep.eval.preset import load_benchmark
-    from physrep.eval.report import results_table
+    from physrep.eval.tables import results_table
 
     preset = preset or args.preset
     methods = _csv(args.methods, str) if getattr(args, "methods", None) else None
@@ -439,7 +439,7 @@ def _args_report(p: argparse.ArgumentParser) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from physrep.eval.tables import rewrite_report
+    from physrep.eval.report import rewrite_report
 
     notes = _read_notes(args.notes)
     print(f"report   {rewrite_report(args.out, notes)}\nresults  {args.out / 'results.md'}")

@@ -327,8 +327,8 @@ class Benchmark:
         """results.json, timings, tables and report; with `only`, the rows of the preset's
         other datasets from an earlier run into the same folder are kept, so per-dataset runs
         build one table. Returns every row written."""
+        from physrep.eval.report import read_timings, write_tables_and_report
         from physrep.eval.results import read_results, write_results
-        from physrep.eval.tables import read_timings, write_tables_and_report
         from physrep.runinfo import record_provenance
 
         previous = self.out / "results.json"
