@@ -10,7 +10,13 @@ from html.parser import HTMLParser
 from physrep.eval.report import recorded_headline_probe
 from physrep.eval.results import CONTROL, PROBE_ORDER, ordered, read_results
 
-PLOTS = ("Data efficiency", "Predicted vs true", "Calibration", "Pretraining loss", "Embedding")
+PLOTS = (
+    "Data efficiency (",
+    "Predicted vs true",
+    "Calibration of",
+    "Pretraining loss",
+    "Embedding projections",
+)
 
 
 class Page(HTMLParser):
