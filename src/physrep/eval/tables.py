@@ -41,6 +41,7 @@ class Table:
     header: Sequence[str]
     body: Sequence[Sequence[str]]
     align: Sequence[str] = ()  # "left" | "right" per column; default: first left, rest right
+    compact_rule: bool = False  # `|---|---:|` rather than `| --- | ---: |`
 
     @property
     def aligns(self) -> list[str]:
@@ -48,8 +49,10 @@ class Table:
 
     def markdown(self) -> str:
         rule = ["---:" if a == "right" else "---" for a in self.aligns]
-        lines = [self.header, rule, *self.body]
-        return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+        lines = ["| " + " | ".join(cells) + " |" for cells in (self.header, rule, *self.body)]
+        if self.compact_rule:
+            lines[1] = "|" + "|".join(rule) + "|"
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -307,7 +310,7 @@ def diagnostics_section(out: Path) -> Section:
             "the parameter values and by trajectory identity (the excess over the parameter share "
             "is initial-condition identity, which a probe must learn to ignore)."
         ),
-        Part("table", table=Table(header, body, ["left", "left"] + ["right"] * 5)),
+        Part("table", table=Table(header, body, ["left", "left"] + ["right"] * 5, True)),
     ]
 
 
@@ -321,7 +324,7 @@ def timing_section(timings: Sequence[Mapping[str, Any]]) -> Section:
         for t in timings
     ]
     body.append(["all", "total", f"{sum(t['seconds'] for t in timings):.1f}"])
-    table = Table(["dataset", "stage", "seconds"], body, ["left"] * 3)
+    table = Table(["dataset", "stage", "seconds"], body, ["left"] * 3, True)
     return [heading("Wall time per stage"), Part("table", table=table)]
 
 
@@ -349,9 +352,9 @@ def write_results_md(
     sections = [[heading(title, 1)], headline_section(rows, headline_probe)]
     sections += result_sections(rows, headline_probe)
     text = "\n\n".join(markdown(section) for section in sections if section) + "\n"
-    for extra in [notes, *(markdown(s) for s in appendix if s)]:
-        if extra:
-            text += "\n" + extra + ("" if extra.endswith("\n") else "\n")
+    extra = [notes, *(markdown(section) + "\n" for section in appendix if section)]
+    if tail := "\n\n".join(part for part in extra if part):
+        text += "\n" + tail + ("" if tail.endswith("\n") else "\n")
     path = Path(path)
     write_text_atomic(path, text)
     return path
