@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from physrep.data.validate import inspect_dataset
-from physrep.eval.benchmark import Benchmark, load_benchmark
+from physrep.eval.benchmark import Benchmark
 from physrep.eval.embed import FEATURES, load_or_embed
+from physrep.eval.preset import load_benchmark
 from physrep.eval.protocols import subset_trajectories
 from physrep.eval.results import read_results
 

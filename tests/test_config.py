@@ -104,7 +104,7 @@ def test_dataclass_validate_hook_runs():
 
 
 def test_every_packaged_sim_and_benchmark_preset_validates():
-    from physrep.eval.benchmark import load_benchmark
+    from physrep.eval.preset import load_benchmark
     from physrep.sim.base import SimConfig
     from physrep.sim.runner import plan
 

@@ -8,7 +8,8 @@ import torch
 from physrep.config import load_config, preset_path
 from physrep.errors import PhysrepError
 from physrep.eval.embed import file_digest, load_or_embed
-from physrep.eval.finetune import FinetuneConfig, finetune, result_rows
+from physrep.eval.finetune import FinetuneConfig, finetune
+from physrep.eval.protocols import finetune_rows
 from physrep.eval.results import read_results
 from physrep.train import PretrainConfig, pretrain
 
@@ -36,7 +37,7 @@ def test_finetuned_autoregressive_beats_the_mean(data, autoregressive):
     digest = file_digest(autoregressive)
     cfg = FinetuneConfig(epochs=6, batch_size=4, lr=1e-3, width=32, heads=4)
     result = finetune(autoregressive, data, cfg, seed=0, splits=("test",))
-    rows = result_rows("shear_flow", "autoregressive_finetuned", result, 1.0, 0)
+    rows = finetune_rows("shear_flow", "autoregressive_finetuned", result, 1.0, 0)
     assert [r["split"] for r in rows] == ["test"] and rows[0]["probe"] == "attentive"
     assert np.isfinite(rows[0]["mse"]) and rows[0]["mse"] < 0.8, rows[0]["mse"]  # mean: ~1
     assert set(rows[0]) >= {"mse_Reynolds", "mse_Schmidt", "traj_mse", "best_epoch"}

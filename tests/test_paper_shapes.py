@@ -21,8 +21,9 @@ import pytest
 
 from physrep.cli import main
 from physrep.data.validate import inspect_dataset
-from physrep.eval.benchmark import Benchmark, load_benchmark
+from physrep.eval.benchmark import Benchmark
 from physrep.eval.embed import load_or_embed
+from physrep.eval.preset import load_benchmark
 from physrep.eval.results import read_results
 
 pytestmark = pytest.mark.slow

@@ -9,8 +9,9 @@ import pytorch_lightning as pl
 
 from physrep.config import load_config, preset_path
 from physrep.data.windows import WellWindows
-from physrep.eval.benchmark import Benchmark, load_benchmark
+from physrep.eval.benchmark import Benchmark
 from physrep.eval.plan import optimiser_steps
+from physrep.eval.preset import load_benchmark
 from physrep.train import PretrainConfig, pretrain
 
 RATES = """\

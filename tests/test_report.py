@@ -19,15 +19,14 @@ import pytest
 
 from physrep.errors import PhysrepError
 from physrep.eval.predictions import prediction_file
-from physrep.eval.report import (
+from physrep.eval.report import recorded_headline_probe, write_report
+from physrep.eval.results import read_results, summarise, validate_rows, write_results
+from physrep.eval.tables import (
     efficiency_table,
     parameter_table,
-    recorded_headline_probe,
     results_table,
-    write_report,
     write_results_md,
 )
-from physrep.eval.results import read_results, summarise, validate_rows, write_results
 
 PARAMS = {"shear_flow": ("Reynolds", "Schmidt"), "rayleigh_benard": ("Rayleigh", "Prandtl")}
 BASE = {"mean": 1.0, "random_init": 0.6, "jepa": 0.3}
@@ -309,8 +308,10 @@ def test_write_report_is_one_self_contained_page(out_dir):
     assert all(image.startswith(b"\x89PNG") for image in images)
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from elsewhere
     assert "0.320 ± 0.016" in page  # the headline table
-    assert "<h2>Caveats</h2>" in page and "<em>seeds</em>" in page
-    assert '<td style="text-align:right">2 h</td>' in page
+    # notes are shown as written (escaped, preformatted), after the tables
+    assert '<pre class="notes">## Caveats\n\nThree *seeds* only.\n\n| run | wall |' in page
+    assert page.index("<pre") > page.index("<h2>Results by probe")
+    assert "<h2>Caveats</h2>" not in page
     assert "not available" not in page
 
 
@@ -402,8 +403,8 @@ def test_headline_probe_leads_the_html_report(out_dir, rows):
 
 
 def test_rewrite_report_leads_with_the_probe_the_run_recorded(out_dir):
-    from physrep.eval.benchmark import BenchmarkConfig
-    from physrep.eval.tables import rewrite_report
+    from physrep.eval.preset import BenchmarkConfig
+    from physrep.eval.report import rewrite_report
     from physrep.runinfo import write_run_record
 
     assert recorded_headline_probe(out_dir) == "attentive"  # a folder from before the record
@@ -439,8 +440,10 @@ def _embeddings(pretrain_seed: int):
 
 
 def test_benchmark_keeps_each_pretraining_seeds_predictions_and_the_report_plots_them(tmp_path):
-    from physrep.eval.benchmark import Benchmark, BenchmarkConfig
-    from physrep.eval.tables import write_tables_and_report
+    from physrep.eval.preset import BenchmarkConfig
+    from physrep.eval.report import write_tables_and_report
+    from physrep.eval.source_runs import probe_source
+    from physrep.eval.stages import Stage
 
     cfg = BenchmarkConfig(
         methods=["jepa"],
@@ -452,11 +455,11 @@ def test_benchmark_keeps_each_pretraining_seeds_predictions_and_the_report_plots
         efficiency_probes=[],
         headline_probe="ridge",
     )
-    bench = Benchmark(cfg, tmp_path, progress=False)
-    rows = []
+    rows, timings = [], []
     for seed in cfg.pretrain_seeds:
-        with bench.stage("shear_flow", f"probe jepa s{seed}") as stage:
-            rows += bench.probe("shear_flow", "jepa", seed, _embeddings(seed), stage)
+        with Stage(timings, "shear_flow", f"probe jepa s{seed}", echo=False) as stage:
+            emb = _embeddings(seed)
+            rows += probe_source(tmp_path, cfg, "shear_flow", "jepa", seed, emb, stage, False)
     files = [prediction_file(tmp_path, "shear_flow", "jepa", "ridge", "test", 3, s) for s in (0, 1)]
     predictions = []
     for path in files:

@@ -55,8 +55,9 @@ def args_benchmark(p: argparse.ArgumentParser) -> None:
 
 
 def run_benchmark(args: argparse.Namespace, preset: str | None = None) -> int:
-    from physrep.eval.benchmark import Benchmark, load_benchmark
-    from physrep.eval.report import results_table
+    from physrep.eval.benchmark import Benchmark
+    from physrep.eval.preset import load_benchmark
+    from physrep.eval.tables import results_table
 
     preset = preset or args.preset
     methods = csv_list(args.methods, str) if getattr(args, "methods", None) else None
@@ -103,7 +104,7 @@ def run_report(args: argparse.Namespace) -> int:
     if args.out is None and args.docs is None:
         raise PhysrepError("report needs a benchmark folder, or --docs FILE, or both")
     if args.out is not None:
-        from physrep.eval.tables import rewrite_report
+        from physrep.eval.report import rewrite_report
 
         notes = read_notes(args.notes)
         print(f"report   {rewrite_report(args.out, notes)}\nresults  {args.out / 'results.md'}")

@@ -118,8 +118,8 @@ def args_probe(p: argparse.ArgumentParser) -> None:
 def run_probe(args: argparse.Namespace) -> int:
     from physrep.eval.probes import ProbeConfig
     from physrep.eval.protocols import run_probes
-    from physrep.eval.report import results_table
     from physrep.eval.results import write_results
+    from physrep.eval.tables import results_table
 
     if args.finetune:
         rows = _finetune(args)
@@ -152,7 +152,8 @@ def run_probe(args: argparse.Namespace) -> int:
 
 def _finetune(args: argparse.Namespace) -> list[dict]:
     from physrep.data.validate import present_splits
-    from physrep.eval.finetune import FinetuneConfig, finetune, result_rows
+    from physrep.eval.finetune import FinetuneConfig, finetune
+    from physrep.eval.protocols import finetune_rows
 
     if args.source == "features":
         raise PhysrepError("--finetune needs an encoder file, not 'features'")
@@ -164,5 +165,5 @@ def _finetune(args: argparse.Namespace) -> list[dict]:
     for fraction in csv_list(args.fractions, float):
         for seed in csv_list(args.seeds, int):
             result = finetune(args.source, args.data, cfg, fraction, seed, splits, windows)
-            rows += result_rows(args.data.name, method, result, fraction, seed)
+            rows += finetune_rows(args.data.name, method, result, fraction, seed)
     return rows

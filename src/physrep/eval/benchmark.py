@@ -19,142 +19,26 @@ efficiency (probes on a seeded, nested fraction of the training trajectories), a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
-from physrep.atomic import save_npz_atomic, write_text_atomic
-from physrep.config import apply_overrides, from_dict, merge, preset_path, read_yaml, to_dict
+from physrep.atomic import write_text_atomic
+from physrep.config import from_dict, merge, preset_path, read_yaml, to_dict
 from physrep.data.windows import WindowConfig
 from physrep.errors import ConfigError, PhysrepError
-from physrep.eval.embed import EMBED_DTYPES, FEATURES, Embeddings, load_or_embed
-from physrep.eval.finetune import FinetuneConfig
-from physrep.eval.metrics import embedding_diagnostics
-from physrep.eval.probes import PROBES, ProbeConfig
-from physrep.eval.protocols import TEST_SPLITS, mean_control, run_probes
-from physrep.eval.saved import save_probe, saved_probe_file
+from physrep.eval.embed import FEATURES, load_or_embed
+from physrep.eval.preset import SLOWEST, BenchmarkConfig, DatasetSpec
+from physrep.eval.protocols import mean_control
+from physrep.eval.source_runs import (
+    finetune_source,
+    probe_source,
+    save_diagnostics,
+    save_projection,
+)
 from physrep.eval.stages import Stage, check_stage, clear, merge_timings, summary
-
-# jepa_released needs the paper's code (key pretrain_overrides.jepa_released.code, or
-# $PHYSREP_RELEASED_CODE): no preset lists it, a command line adds it (docs/methods.md).
-DEFAULT_METHODS = ("jepa", "videomae", "autoregressive", "disco")
-LEARNED = (*DEFAULT_METHODS, "jepa_released")
-CONTROLS = ("mean", "random_init", "features", "supervised")
-
-
-@dataclass
-class DatasetSpec:
-    system: str = ""  # simulator (shear_flow | rayleigh_benard | active_matter); "" for --well-dir
-    sim: str = "small"  # simulation preset (configs/sim/<system>_<sim>.yaml)
-    sim_overrides: dict = field(default_factory=dict)  # merged into the preset, e.g. holdout
-    windows: dict = field(default_factory=dict)  # merged into the pretrain preset's data
-    # merged after the preset-wide `pretrain_overrides`, for every method: a system's own
-    # recipe (the paper trains shear_flow 6 epochs, active_matter at lr 1e-3)
-    pretrain_overrides: dict = field(default_factory=dict)
-    # per method, merged after the preset-wide `method_overrides`: a training length that one
-    # system needs (the label-trained reference converges at different steps per system)
-    method_overrides: dict[str, dict] = field(default_factory=dict)
-
-
-SLOWEST = ("jepa", "jepa_released")  # started first when runs go side by side
-
-
-@dataclass
-class BenchmarkConfig:
-    datasets: dict[str, DatasetSpec] = field(default_factory=dict)
-    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
-    controls: list[str] = field(default_factory=lambda: list(CONTROLS))
-    pretrain: str = "small"  # pretrain preset (configs/pretrain/)
-    pretrain_overrides: dict = field(default_factory=dict)  # merged into it, for every method
-    method_overrides: dict[str, dict] = field(default_factory=dict)  # per method
-    # named variants of a method, each a row of its own: {name: {method: jepa, jepa: {...}}}
-    variants: dict[str, dict] = field(default_factory=dict)
-    paper_recipe: bool = True  # with jepa: also the `jepa_paper` row (the paper's JEPA recipe)
-    pretrain_seeds: list[int] = field(default_factory=lambda: [0])
-    probes: list[str] = field(default_factory=lambda: list(PROBES))
-    probe: ProbeConfig = field(default_factory=ProbeConfig)
-    probe_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    fractions: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0])
-    efficiency_probes: list[str] = field(default_factory=lambda: ["attentive", "ridge"])
-    headline_probe: str = "attentive"
-    finetune_methods: list[str] = field(default_factory=list)  # also fine-tuned end to end
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    embed_batch: int = 32
-    # embedding storage: float32, or float16 / bfloat16 (half the bytes; probes upcast)
-    embed_dtype: str = "float32"
-    # 0: keep every token; N: pool each window's tokens to N (token j is the mean of tokens
-    # j, j+N, j+2N...: for a time-major ViT, the mean over time at each patch)
-    embed_tokens: int = 0
-    sim_workers: int = 0  # 0: one per core
-    pretrain_workers: int = 1  # pretraining runs side by side, one thread each when > 1
-
-    def validate(self) -> None:
-        known = (*LEARNED, *CONTROLS)
-        for name in (*self.methods, *self.controls):
-            if name not in known:
-                raise ConfigError(f"unknown method '{name}' (known: {', '.join(known)})")
-        for name, variant in self.variants.items():
-            if variant.get("method") not in (*LEARNED, "supervised"):
-                raise ConfigError(f"key 'variants.{name}.method' must be a trained method")
-        for name in (*self.probes, *self.efficiency_probes, self.headline_probe):
-            if name not in PROBES:
-                raise ConfigError(f"unknown probe '{name}' (known: {', '.join(PROBES)})")
-        for name in self.finetune_methods:
-            if name not in self.methods:
-                raise ConfigError(f"key 'finetune_methods': '{name}' is not in 'methods'")
-        if self.pretrain_workers < 1:
-            raise ConfigError("key 'pretrain_workers' must be at least 1")
-        if self.embed_dtype not in EMBED_DTYPES:
-            raise ConfigError(
-                f"key 'embed_dtype' must be one of {', '.join(EMBED_DTYPES)}, got {self.embed_dtype!r}"
-            )
-        if self.embed_tokens < 0:
-            raise ConfigError("key 'embed_tokens' must be 0 (every token) or a token count")
-        if any(not 0 < f <= 1 for f in self.fractions) or 1.0 not in self.fractions:
-            raise ConfigError("key 'fractions' must lie in (0, 1] and include 1.0")
-
-    @property
-    def pretrained(self) -> list[str]:
-        """Methods with a training run: the learned ones and the supervised control."""
-        supervised = ["supervised"] if "supervised" in self.controls else []
-        return [*self.methods, *self.variants, *supervised]
-
-    @property
-    def sources(self) -> list[str]:
-        """Everything that is embedded and probed (all but the mean control)."""
-        extra = [c for c in ("random_init", "features") if c in self.controls]
-        return [*self.pretrained, *extra]
-
-
-def load_benchmark(
-    preset: str | Path, methods: list[str] | None = None, overrides: list[str] | None = None
-) -> BenchmarkConfig:
-    """A preset by name (configs/benchmark/NAME.yaml) or path, with `key=value` overrides,
-    optionally restricted to `methods` (learned methods and controls alike)."""
-    path = Path(preset) if str(preset).endswith((".yaml", ".yml")) else None
-    data = read_yaml(path or preset_path("benchmark", str(preset)))
-    cfg = from_dict(BenchmarkConfig, apply_overrides(data, overrides or []))
-    if cfg.paper_recipe and "jepa" in cfg.methods and "jepa_paper" not in cfg.variants:
-        from physrep.methods.jepa import PAPER_RECIPE
-
-        cfg.variants = {"jepa_paper": {"method": "jepa", "jepa": PAPER_RECIPE}, **cfg.variants}
-    if methods:
-        known = set(cfg.methods) | set(cfg.controls) | set(cfg.variants)
-        unknown = [m for m in methods if m not in known]
-        if unknown:
-            raise ConfigError(
-                f"method '{unknown[0]}' is not in this preset (it has: {', '.join(sorted(known))})"
-            )
-        cfg.methods = [m for m in cfg.methods if m in methods]
-        cfg.controls = [m for m in cfg.controls if m in methods]
-        cfg.variants = {k: v for k, v in cfg.variants.items() if k in methods}
-        cfg.finetune_methods = [m for m in cfg.finetune_methods if m in cfg.methods]
-    return cfg
 
 
 class Benchmark:
@@ -323,13 +207,28 @@ class Benchmark:
             if self.rank:  # probes, plots and fine-tuning run once, on rank 0
                 continue
             with self.stage(name, f"probe {method} s{pseed}") as stage:
-                rows += self.probe(name, method, pseed, emb, stage)
+                rows += probe_source(
+                    self.out, self.cfg, name, method, pseed, emb, stage, self.progress
+                )
             if pseed == self.cfg.pretrain_seeds[0]:
-                self.save_projection(name, method, emb)
-            self.save_diagnostics(name, method, pseed, emb)
+                save_projection(self.out, name, method, emb)
+            save_diagnostics(self.out, name, method, pseed, emb)
             if method in self.cfg.finetune_methods:
                 with self.stage(name, f"finetune {method} s{pseed}") as stage:
-                    rows += self.finetune(name, data_dir, method, pseed, source, fingerprint, stage)
+                    windows = self.probe_windows(name)
+                    rows += finetune_source(
+                        self.out,
+                        self.cfg,
+                        name,
+                        data_dir,
+                        method,
+                        pseed,
+                        source,
+                        fingerprint,
+                        windows,
+                        stage,
+                        self.progress,
+                    )
         if "mean" in self.cfg.controls and not self.rank:
             if not sources:
                 raise ConfigError("the mean control needs one other method (it reads targets)")
@@ -424,171 +323,12 @@ class Benchmark:
         barrier(self.world)  # rank 0's exports are written before any rank reads them
         return encoders
 
-    def probe(
-        self, name: str, method: str, pretrain_seed: int, emb: Embeddings, stage: Stage
-    ) -> list[dict]:
-        """Every probe × fraction × seed on one source's embeddings, cached per source (the
-        key holds the embeddings' own key, so a rerun never needs to recompute a cache)."""
-        cfg = self.cfg
-        keyed = {
-            "embeddings": emb.key,
-            "probe": to_dict(cfg.probe),
-            "probes": cfg.probes,
-            "efficiency": cfg.efficiency_probes,
-            "fractions": cfg.fractions,
-            "seeds": cfg.probe_seeds,
-        }
-        key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
-        cache = self.out / name / "probes" / f"{method}-s{pretrain_seed}-{key}.json"
-        if cache.is_file():
-            stage.reuse()
-            return json.loads(cache.read_text())
-
-        def keep(probe, split, fraction, seed, pred, test):
-            if fraction == 1.0 and seed == cfg.probe_seeds[0]:
-                self.save_predictions(
-                    name, method, pretrain_seed, probe, split, seed, pred, test, emb
-                )
-
-        def save(probe, fraction, seed, fitted, errors):
-            if fraction == 1.0 and seed == cfg.probe_seeds[0]:
-                path = saved_probe_file(self.out / name, method, pretrain_seed, probe, key)
-                source = {"dataset": name, "method": method, "pretrain_seed": pretrain_seed}
-                save_probe(path, fitted, errors, emb.targets, {**source, **emb.source, "key": key})
-
-        rows = run_probes(
-            name,
-            method,
-            emb,
-            probes=cfg.probes,
-            fractions=cfg.fractions,
-            seeds=cfg.probe_seeds,
-            probe_cfg=cfg.probe,
-            efficiency_probes=cfg.efficiency_probes,
-            pretrain_seed=pretrain_seed,
-            on_prediction=keep,
-            progress=self.progress,
-            on_fit=save,
-        )
-        write_text_atomic(cache, json.dumps(rows, indent=1) + "\n")
-        headline = [
-            r["mse"]
-            for r in rows
-            if (r["probe"], r["split"], r["fraction"]) == (cfg.headline_probe, "test", 1.0)
-        ]
-        if headline:
-            stage.outcome = (
-                f"{len(rows)} rows; {cfg.headline_probe} test MSE {np.mean(headline):.3f}"
-            )
-        return rows
-
-    def finetune(
-        self,
-        name: str,
-        data_dir: Path,
-        method: str,
-        pretrain_seed: int,
-        encoder: Path,
-        data: str,
-        stage: Stage,
-    ) -> list[dict]:
-        """End-to-end fine-tuning of `encoder` with an attentive head on every fraction × seed
-        the attentive probe runs on; each run's rows cached on its own (resumable)."""
-        from physrep.data.validate import present_splits
-        from physrep.eval.embed import file_digest
-        from physrep.eval.finetune import finetune, result_rows
-
-        cfg = self.cfg
-        windows = self.probe_windows(name)
-        keyed = {
-            "encoder": file_digest(encoder),
-            "data": data,
-            "windows": to_dict(windows),
-            "finetune": to_dict(cfg.finetune),
-        }
-        key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
-        efficient = "attentive" in cfg.efficiency_probes
-        fractions = [f for f in cfg.fractions if f == 1.0 or efficient]
-        label = f"{method}_finetuned"
-        splits = tuple(s for s in TEST_SPLITS if s in present_splits(data_dir))
-        rows: list[dict] = []
-        ran = 0
-        for fraction, seed in tqdm(
-            [(f, s) for f in fractions for s in cfg.probe_seeds],
-            desc=f"finetune {name}/{method}",
-            disable=not self.progress,
-            leave=False,
-        ):
-            cache = (
-                self.out
-                / name
-                / "finetune"
-                / f"{label}-s{pretrain_seed}-f{fraction}-{seed}-{key}.json"
-            )
-            if cache.is_file():
-                rows += json.loads(cache.read_text())
-                continue
-            ran += 1
-            result = finetune(encoder, data_dir, cfg.finetune, fraction, seed, splits, windows)
-            made = result_rows(name, label, result, fraction, seed, pretrain_seed)
-            if (fraction, seed) == (1.0, cfg.probe_seeds[0]):
-                for split, got in result.splits.items():
-                    self._save_finetuned(
-                        name, label, pretrain_seed, split, seed, got, result.targets
-                    )
-            write_text_atomic(cache, json.dumps(made, indent=1) + "\n")
-            rows += made
-        if ran:
-            stage.outcome = f"fine-tuned {ran} runs (fraction x seed)"
-        else:
-            stage.reuse()
-        return rows
-
-    def _save_finetuned(self, name, label, pretrain_seed, split, seed, got, targets) -> None:
-        from physrep.eval.predictions import prediction_file, write_predictions
-
-        path = prediction_file(self.out, name, label, "attentive", split, seed, pretrain_seed)
-        true = targets.decode(got.params)
-        write_predictions(path, targets.decode(got.pred), true, got.trajectory, targets.names)
-
-    def save_predictions(
-        self, name, method, pretrain_seed, probe, split, seed, pred, test, emb
-    ) -> None:
-        """Physical-unit predictions of the full-data probe, for the report's scatter plots."""
-        from physrep.eval.predictions import prediction_file, write_predictions
-
-        path = prediction_file(self.out, name, method, probe, split, seed, pretrain_seed)
-        decoded = emb.targets.decode(pred)
-        write_predictions(path, decoded, test.params_raw, test.trajectory, emb.names)
-
-    def save_projection(self, name: str, method: str, emb: Embeddings) -> None:
-        """2-D PCA of the standardised, mean-pooled test embeddings, for the report."""
-        test = emb.splits["test"]
-        pooled = test.pooled()
-        pooled = (pooled - pooled.mean(0)) / np.where(pooled.std(0) > 0, pooled.std(0), 1.0)
-        _, _, vt = np.linalg.svd(pooled, full_matrices=False)
-        xy = pooled @ vt[:2].T
-        save_npz_atomic(
-            self.out / name / "projection" / f"{method}.npz",
-            xy=xy,
-            params=test.params_raw,
-            names=np.array(emb.names),
-        )
-
-    def save_diagnostics(self, name: str, method: str, pretrain_seed: int, emb: Embeddings) -> None:
-        """Window-level variance diagnostics of the train embeddings (see `diagnostics_table`)."""
-        train = emb.splits["train"]
-        found = embedding_diagnostics(train.pooled(), train.params_raw, train.trajectory)
-        record = {"dataset": name, "method": method, "pretrain_seed": pretrain_seed, **found}
-        path = self.out / name / "diagnostics" / f"{method}-s{pretrain_seed}.json"
-        write_text_atomic(path, json.dumps(record, indent=1) + "\n")
-
     def write_outputs(self, rows: list[dict]) -> list[dict]:
         """results.json, timings, tables and report; with `only`, the rows of the preset's
         other datasets from an earlier run into the same folder are kept, so per-dataset runs
         build one table. Returns every row written."""
+        from physrep.eval.report import read_timings, write_tables_and_report
         from physrep.eval.results import read_results, write_results
-        from physrep.eval.tables import read_timings, write_tables_and_report
         from physrep.runinfo import record_provenance
 
         previous = self.out / "results.json"

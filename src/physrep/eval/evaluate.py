@@ -55,8 +55,8 @@ def evaluate(
 def add_rows(out: Path, rows: list[dict]) -> None:
     """Put `rows` into `out`'s results.json (replacing rows of the same dataset and method)
     and rebuild its results.md and report.html."""
+    from physrep.eval.report import rewrite_report
     from physrep.eval.results import read_results, write_results
-    from physrep.eval.tables import rewrite_report
 
     made = {(r["dataset"], r["method"]) for r in rows}
     path = out / "results.json"

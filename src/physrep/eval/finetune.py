@@ -31,7 +31,7 @@ from physrep.data.targets import ParamTargets
 from physrep.data.windows import WellWindows, make_loader
 from physrep.errors import ConfigError, PhysrepError
 from physrep.eval.probes import AttentiveProbe
-from physrep.methods.common import OptimConfig, lr_factor
+from physrep.methods.common import OptimConfig, is_matrix, lr_factor, parameter_groups
 
 
 @dataclass
@@ -117,10 +117,7 @@ class FineTuner(pl.LightningModule):
         schedule = OptimConfig(lr=1.0, min_lr=1e-3, warmup_steps=self.cfg.warmup_epochs * per_epoch)
         groups = []  # encoder and head at their own rates; no decay on norms and biases
         for module, lr in ((self.encoder, self.cfg.lr), (self.head, self.cfg.head_lr)):
-            params = [p for p in module.parameters() if p.requires_grad]
-            decay, rest = [p for p in params if p.ndim >= 2], [p for p in params if p.ndim < 2]
-            groups.append({"params": decay, "lr": lr, "weight_decay": self.cfg.weight_decay})
-            groups.append({"params": rest, "lr": lr, "weight_decay": 0.0})
+            groups += parameter_groups(module, self.cfg.weight_decay, lr=lr, decays=is_matrix)
         optimizer = torch.optim.AdamW([g for g in groups if g["params"]])
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: lr_factor(step, total, schedule)
@@ -224,31 +221,3 @@ def finetune(
         losses=guard.losses,
         valid_history=module.valid_history,
     )
-
-
-def result_rows(
-    dataset: str, method: str, result: FinetuneResult, fraction: float, seed: int, pretrain_seed=0
-) -> list[dict]:
-    """Result rows (the probes' schema, probe "attentive") of one fine-tuning run."""
-    from physrep.eval.metrics import estimate_metrics
-
-    rows = []
-    for split, got in result.splits.items():
-        rows.append(
-            {
-                "dataset": dataset,
-                "method": method,
-                "probe": "attentive",
-                "split": split,
-                "fraction": float(fraction),
-                "seed": int(seed),
-                "pretrain_seed": int(pretrain_seed),
-                **estimate_metrics(got.pred, got.params, got.trajectory, result.targets),
-                "valid_mse": result.valid_mse,
-                "n_train": result.n_train,
-                "n_train_trajectories": result.n_train_trajectories,
-                "n_test": len(got.pred),
-                "best_epoch": result.best_epoch,
-            }
-        )
-    return rows

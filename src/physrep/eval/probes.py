@@ -25,7 +25,7 @@ from torch import nn
 
 from physrep.errors import ConfigError
 from physrep.eval.tokens import TokenRows
-from physrep.methods.common import OptimConfig, lr_factor
+from physrep.methods.common import OptimConfig, is_matrix, lr_factor, parameter_groups
 
 PROBES = ("attentive", "linear", "mlp", "ridge")
 RESIDENT_BYTES = 256 * 2**20  # a probe's standardised tokens up to this size stay in memory
@@ -252,12 +252,8 @@ def _fit_sgd(
     schedule = OptimConfig(
         lr=cfg.lr, min_lr=cfg.lr * 1e-3, warmup_steps=cfg.warmup_epochs * steps_per_epoch
     )
-    decay = [q for q in model.parameters() if q.ndim >= 2]
-    rest = [q for q in model.parameters() if q.ndim < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0}],
-        lr=cfg.lr,
-    )
+    groups = parameter_groups(model, cfg.weight_decay, decays=is_matrix)
+    opt = torch.optim.AdamW(groups, lr=cfg.lr)
     generator = torch.Generator().manual_seed(seed)
     best = (math.inf, 0, copy.deepcopy(model.state_dict()))
     step = 0

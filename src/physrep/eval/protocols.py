@@ -1,8 +1,12 @@
-"""The probing protocols on cached embeddings: every probe × training fraction × seed, fit
-on train, selected on valid, scored on each test split (`test`, and `test_ood` when the
-dataset holds out parameter values); and the mean-predictor control on the same subsets."""
+"""The evaluation protocol, shared by the benchmark, `physrep probe` and fine-tuning: every
+probe × training fraction × seed, fit on train (a seeded, nested subset of its trajectories),
+selected on valid, scored on each test split (`test`, and `test_ood` when the dataset holds
+out parameter values); the mean-predictor control on the same subsets; and the one schema of
+a result row (`result_row`), whatever produced it."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -11,6 +15,9 @@ from physrep.eval.embed import Embeddings, SplitEmbeddings, chosen_trajectories
 from physrep.eval.metrics import estimate_metrics, per_trajectory
 from physrep.eval.probes import ProbeConfig, fit_probe
 from physrep.eval.uncertainty import TrajectoryErrors, interval_metrics
+
+if TYPE_CHECKING:
+    from physrep.eval.finetune import FinetuneResult
 
 TEST_SPLITS = ("test", "test_ood")
 
@@ -37,8 +44,7 @@ def run_probes(
     jobs = [
         (probe, fraction, seed)
         for probe in probes
-        for fraction in fractions
-        if fraction == 1.0 or probe in efficiency
+        for fraction in protocol_fractions(probe, fractions, efficiency)
         for seed in seeds
     ]
     rows = []
@@ -57,17 +63,16 @@ def run_probes(
             test = emb.splits[split]
             pred = fitted.predict(test.tokens)
             rows.append(
-                {
-                    **row_key(dataset, method, probe, split, fraction, seed, pretrain_seed),
-                    **estimate_metrics(pred, test.params, test.trajectory, emb.targets),
-                    **trajectory_intervals(pred, test, errors, emb),
-                    "valid_mse": fitted.valid_mse,
-                    "n_train": len(train),
-                    "n_train_trajectories": len(np.unique(train.trajectory)),
-                    "n_test": len(test),
-                    "tokens": emb.tokens,
+                result_row(
+                    (dataset, method, probe, split, fraction, seed, pretrain_seed),
+                    split_metrics(pred, test, errors, emb),
+                    valid_mse=fitted.valid_mse,
+                    n_train=len(train),
+                    n_train_trajectories=len(np.unique(train.trajectory)),
+                    n_test=len(test),
+                    tokens=emb.tokens,
                     **fitted.detail,
-                }
+                )
             )
             if on_prediction is not None:
                 on_prediction(probe, split, fraction, seed, pred, test)
@@ -97,10 +102,9 @@ def mean_control(
             for split in (s for s in TEST_SPLITS if s in emb.splits):
                 test = emb.splits[split]
                 pred = np.broadcast_to(mean, test.params.shape)
-                metrics = estimate_metrics(pred, test.params, test.trajectory, emb.targets)
-                metrics.update(trajectory_intervals(pred, test, errors, emb))
-                key = row_key(dataset, "mean", "none", split, fraction, seed, 0)
-                rows.append({**key, **metrics, "n_train": len(train), "n_test": len(test)})
+                key = (dataset, "mean", "none", split, fraction, seed, 0)
+                metrics = split_metrics(pred, test, errors, emb)
+                rows.append(result_row(key, metrics, n_train=len(train), n_test=len(test)))
     return rows
 
 
@@ -112,20 +116,35 @@ def fit_errors(pred: np.ndarray, valid: SplitEmbeddings) -> TrajectoryErrors:
     )
 
 
-def trajectory_intervals(
+def protocol_fractions(probe: str, fractions: list[float], efficiency: list[str]) -> list[float]:
+    """The training fractions `probe` runs on: all for the data-efficiency probes, else 1."""
+    return [f for f in fractions if f == 1.0 or probe in efficiency]
+
+
+def split_metrics(
     pred: np.ndarray, test: SplitEmbeddings, errors: TrajectoryErrors, emb: Embeddings
 ) -> dict[str, float]:
-    """Coverage, widths, NLL and CRPS of the calibrated intervals, per trajectory."""
-    return interval_metrics(
-        per_trajectory(pred, test.trajectory),
-        per_trajectory(test.params, test.trajectory),
-        errors,
-        emb.targets,
+    """Every metric of window predictions `pred` on `test`: errors per window and per
+    trajectory, then coverage, widths, NLL and CRPS of the calibrated intervals (calibrated
+    on the valid `errors`), per trajectory."""
+    metrics = estimate_metrics(pred, test.params, test.trajectory, emb.targets)
+    metrics.update(
+        interval_metrics(
+            per_trajectory(pred, test.trajectory),
+            per_trajectory(test.params, test.trajectory),
+            errors,
+            emb.targets,
+        )
     )
+    return metrics
 
 
-def row_key(dataset, method, probe, split, fraction, seed, pretrain_seed) -> dict:
-    return {
+def result_row(key: tuple, metrics: dict[str, float], **fit) -> dict:
+    """One result row, whatever produced it (probe, control, fine-tuning): its identity
+    `key` = (dataset, method, probe, split, fraction, seed, pretrain_seed), then `metrics`,
+    then what the fit saw (valid_mse, n_train, n_train_trajectories, n_test, ...)."""
+    dataset, method, probe, split, fraction, seed, pretrain_seed = key
+    identity = {
         "dataset": dataset,
         "method": method,
         "probe": probe,
@@ -134,3 +153,22 @@ def row_key(dataset, method, probe, split, fraction, seed, pretrain_seed) -> dic
         "seed": int(seed),
         "pretrain_seed": int(pretrain_seed),
     }
+    return {**identity, **metrics, **fit}
+
+
+def finetune_rows(
+    dataset: str, method: str, result: FinetuneResult, fraction: float, seed: int, pretrain_seed=0
+) -> list[dict]:
+    """Result rows (probe "attentive": the fine-tuned head) of one fine-tuning run."""
+    return [
+        result_row(
+            (dataset, method, "attentive", split, fraction, seed, pretrain_seed),
+            estimate_metrics(got.pred, got.params, got.trajectory, result.targets),
+            valid_mse=result.valid_mse,
+            n_train=result.n_train,
+            n_train_trajectories=result.n_train_trajectories,
+            n_test=len(got.pred),
+            best_epoch=result.best_epoch,
+        )
+        for split, got in result.splits.items()
+    ]

@@ -26,8 +26,9 @@ from pathlib import Path
 
 from physrep.atomic import write_text_atomic
 from physrep.errors import PhysrepError
-from physrep.eval.report import recorded_headline_probe, results_table, select_rows
+from physrep.eval.report import recorded_headline_probe
 from physrep.eval.results import read_results, summarise
+from physrep.eval.tables import results_table, select_rows
 
 BLOCK = re.compile(r"(<!-- results: (?P<dir>\S+) -->\n)(?P<body>.*?)(<!-- end results -->)", re.S)
 

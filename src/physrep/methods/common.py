@@ -8,6 +8,7 @@ released code computed a warmup it never applied.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -77,16 +78,34 @@ def convnext_kwargs(cfg, shape: DataShape) -> dict:
     }
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Decay matrices and kernels; leave 1-D parameters (norms, biases, layer scales) alone."""
+def is_matrix(name: str, p: nn.Parameter) -> bool:
+    """Decay rule of the probes and fine-tuning: every parameter of two or more dims."""
+    return p.ndim >= 2
+
+
+def is_weight(name: str, p: nn.Parameter) -> bool:
+    """Decay rule of pretraining: matrices and kernels, never a bias (whatever its shape)."""
+    return not (p.ndim <= 1 or name.endswith(".bias"))
+
+
+def parameter_groups(
+    model: nn.Module,
+    weight_decay: float,
+    lr: float | None = None,
+    decays: Callable[[str, nn.Parameter], bool] = is_weight,
+) -> list[dict]:
+    """The optimiser's groups of `model`'s trainable parameters: those `decays` picks with
+    `weight_decay`, the rest (norms, biases, layer scales) without; at rate `lr` when given
+    (else the optimiser's)."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+        (decay if decays(name, p) else no_decay).append(p)
+    rate = {} if lr is None else {"lr": lr}
     return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": decay, "weight_decay": weight_decay, **rate},
+        {"params": no_decay, "weight_decay": 0.0, **rate},
     ]
 
 
