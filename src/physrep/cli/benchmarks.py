@@ -20,14 +20,7 @@ def args_benchmark(p: argparse.ArgumentParser) -> None:
         "build one table",
     )
     p.add_argument("--out", type=Path, help="output folder (default: runs/benchmark/<preset>)")
-    p.add_argument(
-        "--rerun",
-        action="store_true",
-        help="recompute the stages whose inputs changed (without it, such a stage is refused)",
-    )
-    p.add_argument(
-        "--no-progress", action="store_true", help="no progress bars (stage lines still print)"
-    )
+    _args_rerun_and_progress(p)
     p.add_argument(
         "--notes", type=Path, help="a markdown file to include in results.md and the report"
     )
@@ -115,8 +108,8 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def args_demo(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
+def _args_rerun_and_progress(p: argparse.ArgumentParser) -> None:
+    """The flags `benchmark` and `demo` share."""
     p.add_argument(
         "--rerun",
         action="store_true",
@@ -125,6 +118,11 @@ def args_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-progress", action="store_true", help="no progress bars (stage lines still print)"
     )
+
+
+def args_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
+    _args_rerun_and_progress(p)
 
 
 def run_demo(args: argparse.Namespace) -> int:

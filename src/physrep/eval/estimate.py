@@ -23,6 +23,7 @@ from physrep.data.windows import WellWindows, WindowConfig
 from physrep.errors import PhysrepError
 from physrep.eval.embed import FEATURES, embed_windows, file_digest
 from physrep.eval.metrics import per_trajectory
+from physrep.eval.ranks import device
 from physrep.eval.saved import SavedProbe, load_probe
 from physrep.eval.tokens import TokenRows, TokenWriter
 
@@ -182,7 +183,7 @@ def run_estimate(
     """What `physrep estimate` prints (and writes to `out` as CSV)."""
     if not 0 < level < 1:
         raise PhysrepError(f"--level must lie in (0, 1), got {level}")
-    saved = load_probe(find_saved_probe(run, dataset, method, probe, pretrain_seed))
+    saved = load_probe(find_saved_probe(run, dataset, method, probe, pretrain_seed), device())
     rows = estimate(saved, input_files(paths), level)
     if out is not None:
         write_csv(rows, out)

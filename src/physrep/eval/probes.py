@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from physrep.errors import ConfigError
+from physrep.eval import ranks
 from physrep.eval.tokens import TokenRows
 from physrep.methods.common import OptimConfig, is_matrix, lr_factor, parameter_groups
 
@@ -106,7 +107,7 @@ def fit_probe(
     cfg = cfg or ProbeConfig()
     if kind not in PROBES:
         raise ConfigError(f"unknown probe '{kind}' (known: {', '.join(PROBES)})")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(device or ranks.device())
     x_train, y_train = _rows(train[0]), train[1]
     if kind == "ridge":
         return _fit_ridge(x_train, y_train, valid, cfg.ridge_alphas)

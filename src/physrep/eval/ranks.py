@@ -41,7 +41,7 @@ def device() -> torch.device:
 @contextmanager
 def launched_group() -> Iterator[tuple[int, int]]:
     """Join the launcher's process group while the block runs; yields (rank, world size)."""
-    from physrep.train import launched_processes
+    from physrep.launch import launched_processes
 
     world = launched_processes()
     if world <= 1 or dist.is_initialized():
