@@ -13,11 +13,12 @@ import torch
 from torch.utils.data import Subset
 
 from physrep import load_encoder
+from physrep.callbacks import TrainingDiverged
 from physrep.config import load_config, preset_path
 from physrep.data.windows import make_loader
 from physrep.errors import PhysrepError
 from physrep.methods.common import OptimConfig, lr_factor
-from physrep.train import PretrainConfig, TrainingDiverged, build_module, build_windows, pretrain
+from physrep.train import PretrainConfig, build_module, build_windows, pretrain
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from physrep.config import load_config, preset_path
-from physrep.data.validate import describe, inspect_dataset
+from physrep.data.describe import describe
+from physrep.data.validate import inspect_dataset
 from physrep.data.well_datasets import file_stem, layout_like
 from physrep.data.wellformat import write_well_file
 from physrep.data.windows import WellWindows, WindowConfig

@@ -6,7 +6,7 @@ N` and SLURM work unchanged), trains with checkpoints (`last.ckpt` with optimise
 RNG state; the best by validation loss), CSV and TensorBoard logs, and exports the encoder as
 `encoder.pt`, loadable with `physrep.load_encoder` without Lightning or physrep's methods.
 The Trainer's callbacks live in `physrep.callbacks`, the launcher layout in `physrep.launch`;
-both are re-exported here.
+their names are imported from there.
 """
 
 from __future__ import annotations
@@ -21,34 +21,14 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from physrep.callbacks import DivergenceGuard, RNGState, StepBar, Throughput, TrainingDiverged
+from physrep.callbacks import DivergenceGuard, RNGState, StepBar, Throughput
 from physrep.config import check
 from physrep.data.windows import WellWindows, WindowConfig, make_loader
 from physrep.errors import ConfigError, PhysrepError
-from physrep.launch import launched_processes, launcher_layout, world_size
+from physrep.launch import launcher_layout, world_size
 from physrep.methods import METHODS, DataShape, PretrainModule
 from physrep.methods.common import OptimConfig
 from physrep.models.export import export_encoder
-
-__all__ = [
-    "DivergenceGuard",
-    "PretrainConfig",
-    "RNGState",
-    "StepBar",
-    "Throughput",
-    "TrainConfig",
-    "TrainingDiverged",
-    "build_module",
-    "build_trainer",
-    "build_windows",
-    "data_shape",
-    "export_initial",
-    "launched_processes",
-    "launcher_layout",
-    "lightning_messages",
-    "pretrain",
-    "world_size",
-]
 
 
 @dataclass

@@ -27,7 +27,8 @@ def args_inspect(p: argparse.ArgumentParser) -> None:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from physrep.data.validate import check_loads_in_the_well, describe, inspect_dataset
+    from physrep.data.describe import describe
+    from physrep.data.validate import check_loads_in_the_well, inspect_dataset
 
     info = inspect_dataset(
         args.dataset, args.split, scan_values=not args.no_scan, require_stats=True

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 
 from physrep.atomic import atomic_path
-from physrep.data.validate import FileInfo
+from physrep.data.filecheck import FileInfo
 from physrep.data.wellformat import FIELD_GROUPS
 
 

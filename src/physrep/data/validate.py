@@ -1,6 +1,6 @@
 """Check that a folder is a well-formed Well dataset: every file (`filecheck`), the splits
 against each other (same dataset, no trajectory in two splits), `stats.yaml`, and a first
-window through `the_well` itself. `describe` (re-exported here) prints what it holds.
+window through `the_well` itself. `physrep.data.describe` prints what it holds.
 
 Every problem becomes one `DataError` naming the file and what is wrong with it, raised before
 `the_well` would fail deep inside with an assertion (or, worse, silently read garbage).
@@ -15,22 +15,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from physrep.data.describe import describe
 from physrep.data.filecheck import FileInfo, inspect_file
 from physrep.data.wellformat import OOD_SPLIT, SPLITS, STATS_KEYS
 from physrep.errors import DataError
-
-__all__ = [
-    "DatasetInfo",
-    "FileInfo",
-    "check_loads_in_the_well",
-    "describe",
-    "inspect_dataset",
-    "inspect_file",
-    "load_stats",
-    "present_splits",
-    "split_files",
-]
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from physrep.config import from_dict
-from physrep.data.validate import inspect_file
+from physrep.data.filecheck import inspect_file
 from physrep.data.windows import WellWindows, WindowConfig
 from physrep.errors import PhysrepError
 from physrep.eval.embed import FEATURES, embed_windows, file_digest

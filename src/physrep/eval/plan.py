@@ -38,8 +38,9 @@ from physrep.eval.benchmark import Benchmark
 from physrep.eval.embed import EVAL_SPLITS, FEATURES
 from physrep.eval.features import features_per_channel, physics_features
 from physrep.eval.tokens import pool_tokens
+from physrep.launch import world_size
 from physrep.methods import METHODS, DataShape
-from physrep.train import PretrainConfig, data_shape, world_size
+from physrep.train import PretrainConfig, data_shape
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 CHECKPOINTS = 2  # last.ckpt and best.ckpt

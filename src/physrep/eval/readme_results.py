@@ -121,12 +121,16 @@ def render_block(name: str, root: str | Path) -> str:
     return render(folder) if folder.is_dir() else missing_text(name)
 
 
-def stale_blocks(markdown: str | Path, root: str | Path | None = None) -> list[str]:
-    """The folders whose blocks in `markdown` differ from what their folders render."""
+def _blocks(markdown: str | Path, root: str | Path | None) -> tuple[str, Path]:
+    """The text of `markdown` and the folder its blocks' paths are relative to."""
     if not Path(markdown).is_file():
         raise PhysrepError("no such markdown file", markdown)
-    root = Path(root) if root else project_root(markdown)
-    text = Path(markdown).read_text()
+    return Path(markdown).read_text(), Path(root) if root else project_root(markdown)
+
+
+def stale_blocks(markdown: str | Path, root: str | Path | None = None) -> list[str]:
+    """The folders whose blocks in `markdown` differ from what their folders render."""
+    text, root = _blocks(markdown, root)
     return [
         m.group("dir")
         for m in BLOCK.finditer(text)
@@ -137,11 +141,7 @@ def stale_blocks(markdown: str | Path, root: str | Path | None = None) -> list[s
 def update(markdown: str | Path, root: str | Path | None = None) -> bool:
     """Rewrite every results block of `markdown` (folders relative to `root`, default the
     project root above it); True when anything changed."""
-    markdown = Path(markdown)
-    if not markdown.is_file():
-        raise PhysrepError("no such markdown file", markdown)
-    root = Path(root) if root else project_root(markdown)
-    text = markdown.read_text()
+    text, root = _blocks(markdown, root)
     if not BLOCK.search(text):
         raise PhysrepError("no '<!-- results: FOLDER -->' … '<!-- end results -->' block", markdown)
 
@@ -150,7 +150,7 @@ def update(markdown: str | Path, root: str | Path | None = None) -> bool:
 
     new = BLOCK.sub(fill, text)
     if new != text:
-        write_text_atomic(markdown, new)
+        write_text_atomic(Path(markdown), new)
     return new != text
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from physrep.config import from_dict, read_yaml, save_config, to_dict
-from physrep.data.validate import inspect_file
+from physrep.data.filecheck import inspect_file
 from physrep.data.well_datasets import file_stem, ordered_params
 from physrep.data.wellformat import OOD_SPLIT, finalize_dataset, split_counts, write_well_file
 from physrep.errors import DataError, PhysrepError
